@@ -1,0 +1,1 @@
+"""One module per `python -m cnnlab` command (see cnnlab/__main__.py)."""

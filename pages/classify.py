@@ -1,0 +1,6 @@
+"""Classify page (being built)."""
+
+import streamlit as st
+
+st.title("Classify")
+st.info("This page is being built.")

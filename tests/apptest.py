@@ -1,0 +1,56 @@
+"""Helpers for Streamlit AppTest page tests.
+
+`run_isolated(page)` runs a page in a fresh Python process so a test can check which
+modules it imported (TensorFlow must not load on pages that need no model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+
+
+def app_at(page: str | None = None, timeout: float = 30) -> AppTest:
+    """An AppTest of the whole app (navigation included), switched to `page` and run."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def run_isolated(page: str, timeout: float = 60) -> dict:
+    """Run `page` through AppTest in a new process; report exceptions and imported modules."""
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from streamlit.testing.v1 import AppTest
+        at = AppTest.from_file({APP!r}, default_timeout={timeout})
+        at.run()
+        at.switch_page({page!r})
+        at.run()
+        print(json.dumps({{
+            "exceptions": [e.value for e in at.exception],
+            "tensorflow": "tensorflow" in sys.modules,
+            "keras": "keras" in sys.modules,
+            "titles": [t.value for t in at.title],
+        }}))
+        """
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+        timeout=timeout * 3,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,0 +1,19 @@
+"""Shared test set-up: quiet TensorFlow, an isolated Keras cache, the project root."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The tests never use the user's Keras cache: downloads are impossible offline, and a
+# cached file would make a test pass here and fail in CI. Set before `import keras`.
+os.environ.setdefault("KERAS_HOME", str(ROOT / ".pytest_cache" / "keras_home"))
+Path(os.environ["KERAS_HOME"]).mkdir(parents=True, exist_ok=True)
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))

@@ -1,0 +1,29 @@
+from tests.apptest import app_at, run_isolated
+
+
+def test_home_links_every_page():
+    at = app_at()
+    assert not at.exception
+    assert at.title[0].value == "cnnlab"
+    text = " ".join(c.value for c in at.caption)
+    for word in ("AlexNet", "Parameters", "MNIST", "Inception v3", "Fine-tune"):
+        assert word in text
+
+
+def test_home_does_not_import_tensorflow():
+    result = run_isolated("pages/home.py")
+    assert result["exceptions"] == []
+    assert result["tensorflow"] is False
+    assert result["keras"] is False
+
+
+def test_cli_help_lists_commands():
+    import subprocess
+    import sys
+
+    from tests.apptest import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", "--help"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0
+    assert "COMMAND" in proc.stdout
