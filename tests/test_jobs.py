@@ -1,0 +1,184 @@
+"""The training-job runner: metrics, stop, reattach, isolation, queueing, reproducibility.
+
+Tiny model (a 4-filter conv on 8x8 images) and small data, so each run takes a second.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from cnnlab.jobs import JobError, JobManager, TrainingJob, TrainSetup, max_jobs_from_env
+
+RNG = np.random.default_rng(0)
+X = RNG.random((512, 8, 8, 1), dtype=np.float32)
+Y = (X.mean(axis=(1, 2, 3)) > 0.5).astype("int64")
+
+
+def tiny_build(epochs: int = 1, n: int = 512, batch_size: int = 32, evaluate: bool = True):
+    def build() -> TrainSetup:
+        import keras
+
+        model = keras.Sequential([
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Dropout(0.2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax"),
+        ])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return TrainSetup(
+            model, X[:n], Y[:n], validation_data=(X[:64], Y[:64]), epochs=epochs,
+            batch_size=batch_size, info={"source": "random test images"},
+            evaluate=(lambda m: dict(zip(("loss", "accuracy"),
+                                         m.evaluate(X, Y, verbose=0), strict=True)))
+            if evaluate else None,
+        )
+    return build
+
+
+def slow_build():
+    """Many epochs of batch size 1: runs far longer than any test waits."""
+    return tiny_build(epochs=1000, n=512, batch_size=1, evaluate=False)
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def manager():
+    m = JobManager(max_concurrent=2)
+    yield m
+    m.shutdown()
+
+
+def test_metrics_are_recorded(manager):
+    job = manager.submit("alice", TrainingJob(tiny_build(epochs=2), seed=0, label="tiny"))
+    assert job.wait(120)
+    snap = job.snapshot()
+    assert snap.state == "done", snap.error
+    assert snap.steps_per_epoch == 16 and snap.epochs == 2
+    assert len(snap.batches) == 32
+    assert [b.step for b in snap.batches] == list(range(1, 33))
+    assert {b.epoch for b in snap.batches} == {1, 2}
+    assert all(np.isfinite(b.loss) and b.loss >= 0 for b in snap.batches)
+    assert "accuracy" in snap.batches[-1].metrics
+    # Keras's epoch loss is the mean of the per-batch losses we derived.
+    epoch1 = [b.loss for b in snap.batches if b.epoch == 1]
+    assert np.mean(epoch1) == pytest.approx(snap.epochs_log[0]["loss"], rel=1e-3)
+    assert [e["epoch"] for e in snap.epochs_log] == [1, 2]
+    assert {"val_loss", "val_accuracy", "loss", "accuracy"} <= set(snap.epochs_log[0])
+    assert snap.progress == 1.0
+    assert snap.images_per_second and snap.images_per_second > 0
+    assert set(snap.result) == {"loss", "accuracy"}
+    assert snap.info == {"source": "random test images"}
+    assert job.model is not None and job.model.count_params() > 0
+
+
+def test_stop_within_one_second_keeps_partial_model(manager):
+    job = manager.submit("alice", TrainingJob(slow_build(), seed=0))
+    wait_for(lambda: len(job.snapshot().batches) >= 20)
+    t0 = time.monotonic()
+    job.stop()
+    assert job.wait(1.0), "training did not stop within one second"
+    stopped_after = time.monotonic() - t0
+    snap = job.snapshot()
+    assert snap.state == "stopped" and stopped_after < 1.0
+    assert 20 <= len(snap.batches) < 512 * 1000
+    assert snap.result == {}     # no evaluation after Stop
+    # The partly trained model is kept and usable.
+    probs = job.model.predict(X[:4], verbose=0)
+    assert probs.shape == (4, 2)
+    assert not job.is_alive
+
+
+def test_reattach_returns_the_running_job_and_refuses_a_duplicate(manager):
+    job = manager.submit("alice", TrainingJob(slow_build()))
+    # A refreshed page knows only the owner token: it finds the same job object.
+    assert manager.active("alice") is job
+    assert manager.get("alice", job.id) is job
+    with pytest.raises(JobError, match="already have a training"):
+        manager.submit("alice", TrainingJob(slow_build()))
+    assert manager.counts()["running"] == 1
+    manager.stop("alice")
+    assert job.wait(5)
+    assert manager.active("alice") is None
+    assert manager.latest("alice") is job
+
+
+def test_two_owners_are_isolated(manager):
+    a = manager.submit("alice", TrainingJob(slow_build()))
+    b = manager.submit("bob", TrainingJob(slow_build()))
+    assert manager.get("alice", b.id) is None and manager.get("bob", a.id) is None
+    assert manager.jobs_of("alice") == [a] and manager.jobs_of("bob") == [b]
+    assert manager.stop("alice", b.id) is False      # alice cannot stop bob's job
+    wait_for(lambda: len(b.snapshot().batches) > 0 and len(a.snapshot().batches) > 0)
+    manager.stop("alice")
+    assert a.wait(5)
+    assert b.state == "running"
+    n = len(b.snapshot().batches)
+    wait_for(lambda: len(b.snapshot().batches) > n)   # bob keeps training
+    manager.stop("bob")
+    assert b.wait(5)
+
+
+def test_queue_is_fifo_with_positions():
+    manager = JobManager(max_concurrent=1)
+    try:
+        first = manager.submit("a", TrainingJob(slow_build()))
+        second = manager.submit("b", TrainingJob(tiny_build()))
+        third = manager.submit("c", TrainingJob(tiny_build()))
+        assert first.state == "running"
+        assert (second.state, second.snapshot().queue_position) == ("queued", 1)
+        assert (third.state, third.snapshot().queue_position) == ("queued", 2)
+        assert manager.counts() == {"running": 1, "queued": 2, "max_concurrent": 1}
+        # Cancelling a queued job moves the next one up; it never trains.
+        manager.stop("b")
+        assert second.state == "stopped" and second.snapshot().batches == ()
+        assert third.snapshot().queue_position == 1
+        manager.stop("a")
+        assert third.wait(120)
+        assert third.state == "done"
+        assert third.snapshot().queue_position is None
+    finally:
+        manager.shutdown()
+
+
+def test_same_seed_same_curve_even_when_run_together(manager):
+    a = manager.submit("a", TrainingJob(tiny_build(), seed=7))
+    b = manager.submit("b", TrainingJob(tiny_build(), seed=7))
+    assert a.wait(120) and b.wait(120)
+    losses_a = [p.loss for p in a.snapshot().batches]
+    losses_b = [p.loss for p in b.snapshot().batches]
+    assert len(losses_a) == 16
+    assert losses_a == losses_b
+    c = manager.submit("c", TrainingJob(tiny_build(), seed=8))
+    assert c.wait(120)
+    assert [p.loss for p in c.snapshot().batches] != losses_a
+
+
+def test_a_failing_build_reports_one_line(manager):
+    def broken():
+        raise ValueError("kernel 9x9 is larger than its 8x8 input\nsecond line")
+
+    job = manager.submit("alice", TrainingJob(broken))
+    assert job.wait(30)
+    assert job.state == "failed"
+    assert job.error == "ValueError: kernel 9x9 is larger than its 8x8 input"
+    assert manager.active("alice") is None
+
+
+def test_max_jobs_from_env(monkeypatch):
+    monkeypatch.delenv("CNNLAB_MAX_JOBS", raising=False)
+    assert max_jobs_from_env() == 2
+    monkeypatch.setenv("CNNLAB_MAX_JOBS", "3")
+    assert max_jobs_from_env() == 3
+    assert JobManager().max_concurrent == 3
+    monkeypatch.setenv("CNNLAB_MAX_JOBS", "zero")
+    assert max_jobs_from_env() == 2
