@@ -1,0 +1,210 @@
+"""Ready-made networks for the calculator, and the calculator's configuration as a URL
+query string (so a lecturer can bookmark a preset and a student open the same view).
+
+`PRESETS[name] -> (input_shape, [LayerSpec, ...])`. Each count is checked against Keras in
+tests/test_calc_keras.py (VGG16 against `keras.applications.VGG16(weights=None)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cnnlab.calc import (
+    DTYPES,
+    OPTIMIZER_SLOTS,
+    LayerSpec,
+    SpecError,
+    format_layer,
+    parse_input_shape,
+    parse_layer,
+)
+
+
+def _conv(filters: int, kernel: int, stride: int = 1, padding: str = "valid",
+          activation: str | None = "relu", **kw) -> LayerSpec:
+    return LayerSpec("conv", filters=filters, kernel=(kernel, kernel), strides=(stride, stride),
+                     padding=padding, activation=activation, **kw)
+
+
+def _pool(kind: str, size: int, stride: int | None = None) -> LayerSpec:
+    stride = stride or size
+    return LayerSpec(kind, kernel=(size, size), strides=(stride, stride))
+
+
+def seed_exercise() -> tuple[tuple[int, int, int], list[LayerSpec]]:
+    """The seed's exercise 2: 200x300 RGB, three 3x3 stride-2 SAME convs, 100/200/400 maps.
+    903,400 parameters (2,800 + 180,200 + 720,400)."""
+    return (200, 300, 3), [LayerSpec("conv", filters=f, kernel=(3, 3), strides=(2, 2),
+                                     padding="same") for f in (100, 200, 400)]
+
+
+def lenet5() -> tuple[tuple[int, int, int], list[LayerSpec]]:
+    """LeNet-5 (LeCun et al., 1998) in its common Keras form: tanh, average pooling,
+    the C5 layer as a 5x5 conv to 120 maps. 61,706 parameters."""
+    return (32, 32, 1), [
+        _conv(6, 5, activation="tanh"), _pool("avgpool", 2),   # 28x28x6 -> 14x14x6
+        _conv(16, 5, activation="tanh"), _pool("avgpool", 2),  # 10x10x16 -> 5x5x16
+        _conv(120, 5, activation="tanh"),                      # 1x1x120
+        LayerSpec("flatten"),
+        LayerSpec("dense", units=84, activation="tanh"),
+        LayerSpec("dense", units=10, activation="softmax"),
+    ]
+
+
+def alexnet() -> tuple[tuple[int, int, int], list[LayerSpec]]:
+    """AlexNet (Krizhevsky et al., 2012) as in Caffe's bvlc_alexnet: 227x227 input, LRN
+    after conv1 and conv2, conv2/4/5 split in two groups (the paper's two GPUs).
+    60,965,224 parameters."""
+    lrn = {"depth_radius": 2, "lrn_bias": 1.0, "alpha": 2e-5, "beta": 0.75}
+    return (227, 227, 3), [
+        _conv(96, 11, 4), LayerSpec("lrn", **lrn), _pool("maxpool", 3, 2),  # 55 -> 27
+        _conv(256, 5, padding="same", groups=2), LayerSpec("lrn", **lrn),
+        _pool("maxpool", 3, 2),                                             # 27 -> 13
+        _conv(384, 3, padding="same"),
+        _conv(384, 3, padding="same", groups=2),
+        _conv(256, 3, padding="same", groups=2), _pool("maxpool", 3, 2),    # 13 -> 6
+        LayerSpec("flatten"),                                               # 9216
+        LayerSpec("dense", units=4096, activation="relu"), LayerSpec("dropout", rate=0.5),
+        LayerSpec("dense", units=4096, activation="relu"), LayerSpec("dropout", rate=0.5),
+        LayerSpec("dense", units=1000, activation="softmax"),
+    ]
+
+
+def seed_mnist_cnn() -> tuple[tuple[int, int, int], list[LayerSpec]]:
+    """The seed's exercise 7 model, layer for layer. 225,034 parameters."""
+    return (28, 28, 1), [
+        _conv(32, 3), _pool("maxpool", 2),  # 26x26x32 -> 13x13x32
+        _conv(64, 3), _pool("maxpool", 2),  # 11x11x64 -> 5x5x64
+        LayerSpec("flatten"),               # 1600
+        LayerSpec("dense", units=128, activation="relu"),
+        LayerSpec("dense", units=10, activation="softmax"),
+    ]
+
+
+def vgg16() -> tuple[tuple[int, int, int], list[LayerSpec]]:
+    """VGG16 (Simonyan & Zisserman, 2014) as keras.applications.VGG16: 138,357,544
+    parameters."""
+    layers: list[LayerSpec] = []
+    for block, (filters, convs) in enumerate(((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)),
+                                             start=1):
+        for i in range(1, convs + 1):
+            layers.append(_conv(filters, 3, padding="same", name=f"block{block}_conv{i}"))
+        layers.append(LayerSpec("maxpool", kernel=(2, 2), strides=(2, 2),
+                                name=f"block{block}_pool"))
+    layers += [LayerSpec("flatten", name="flatten"),
+               LayerSpec("dense", units=4096, activation="relu", name="fc1"),
+               LayerSpec("dense", units=4096, activation="relu", name="fc2"),
+               LayerSpec("dense", units=1000, activation="softmax", name="predictions")]
+    return (224, 224, 3), layers
+
+
+PRESETS: dict[str, tuple[tuple[int, int, int], list[LayerSpec]]] = {
+    "seed exercise": seed_exercise(),
+    "LeNet-5": lenet5(),
+    "AlexNet": alexnet(),
+    "seed MNIST CNN": seed_mnist_cnn(),
+    "VGG16": vgg16(),
+}
+# The batch each preset's source trained with (the seed's exercise asks about 50).
+PRESET_BATCH: dict[str, int] = {"seed exercise": 50, "LeNet-5": 32, "AlexNet": 128,
+                                "seed MNIST CNN": 64, "VGG16": 256}
+PRESET_NOTES: dict[str, str] = {
+    "seed exercise": "The seed's exercise 2: 200x300 RGB images, three 3x3 convolutions with "
+                     "stride 2 and SAME padding, 100 / 200 / 400 feature maps, batch 50.",
+    "LeNet-5": "LeCun et al. 1998: the first CNN to read digits (cheques) in production.",
+    "AlexNet": "Krizhevsky et al. 2012, as Caffe's bvlc_alexnet: LRN, and conv2/4/5 split in "
+               "two groups, one per GPU.",
+    "seed MNIST CNN": "The seed's exercise 7 model, trained on the Train page.",
+    "VGG16": "Simonyan & Zisserman 2014: only 3x3 convolutions, 16 weight layers; "
+             "as keras.applications.VGG16.",
+}
+DEFAULT_PRESET = "seed exercise"
+
+
+@dataclass(frozen=True)
+class CalcConfig:
+    """Everything the calculator page shows, as one value (and one URL)."""
+
+    input_shape: tuple[int, int, int]
+    layers: tuple[LayerSpec, ...]
+    batch: int = 1
+    dtype: str = "float32"
+    optimizer: str = "adam"
+    gpu_gb: float = 16.0  # decimal GB
+    accum_steps: int = 1
+    preset: str | None = None  # the preset it was loaded from, if unchanged
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+def preset_config(name: str, **overrides) -> CalcConfig:
+    """The configuration of preset `name` (its usual batch; other settings default)."""
+    if name not in PRESETS:
+        raise SpecError(f"preset: unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    input_shape, layers = PRESETS[name]
+    settings = {"batch": PRESET_BATCH[name], "preset": name} | overrides
+    return CalcConfig(input_shape, tuple(layers), **settings)
+
+
+def to_query(config: CalcConfig) -> dict[str, str | list[str]]:
+    """The URL query parameters of `config` (layers as repeated `layer=` in the CLI grammar)."""
+    query: dict[str, str | list[str]] = {}
+    if config.preset:
+        query["preset"] = config.preset
+    query["input"] = "x".join(map(str, config.input_shape))
+    query["layer"] = [format_layer(spec) for spec in config.layers]
+    query["batch"] = str(config.batch)
+    query["dtype"] = config.dtype
+    query["optimizer"] = config.optimizer
+    query["gpu"] = f"{config.gpu_gb:g}"
+    if config.accum_steps != 1:
+        query["accum"] = str(config.accum_steps)
+    return query
+
+
+def _one(query: Mapping[str, str | Sequence[str]], key: str) -> str | None:
+    value = query.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return value[-1] if value else None
+
+
+def from_query(query: Mapping[str, str | Sequence[str]]) -> CalcConfig:
+    """The configuration in URL query parameters; raises SpecError (one line) if bad.
+
+    `?preset=VGG16` alone opens a preset; `layer=` and `input=` override its network.
+    """
+    preset = _one(query, "preset")
+    base = preset_config(preset if preset is not None else DEFAULT_PRESET)
+    layers_text = query.get("layer")
+    if isinstance(layers_text, str):
+        layers_text = [layers_text]
+    input_text = _one(query, "input")
+    input_shape = parse_input_shape(input_text) if input_text else base.input_shape
+    layers = tuple(parse_layer(text, f"layer {i} ({text})")
+                   for i, text in enumerate(layers_text or [], start=1)) or base.layers
+    batch_text, gpu_text, accum_text = _one(query, "batch"), _one(query, "gpu"), _one(query, "accum")
+    try:
+        batch = int(batch_text) if batch_text else base.batch
+        accum = int(accum_text) if accum_text else 1
+    except ValueError:
+        raise SpecError(f"batch/accum: must be positive integers, got {batch_text!r}, "
+                        f"{accum_text!r}") from None
+    try:
+        gpu_gb = float(gpu_text) if gpu_text else base.gpu_gb
+    except ValueError:
+        raise SpecError(f"gpu: must be a number of GB, got {gpu_text!r}") from None
+    dtype = _one(query, "dtype") or base.dtype
+    optimizer = _one(query, "optimizer") or base.optimizer
+    if dtype not in DTYPES:
+        raise SpecError(f"dtype: must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if optimizer not in OPTIMIZER_SLOTS:
+        raise SpecError(f"optimizer: must be one of {', '.join(OPTIMIZER_SLOTS)}, "
+                        f"got {optimizer!r}")
+    if batch < 1 or accum < 1 or not gpu_gb > 0:
+        raise SpecError("batch, accum and gpu must be positive")
+    unchanged = preset is not None and layers == base.layers and input_shape == base.input_shape
+    return CalcConfig(input_shape, layers, batch, dtype, optimizer, gpu_gb, accum,
+                      preset if unchanged else None)
