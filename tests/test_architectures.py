@@ -1,0 +1,223 @@
+"""The architecture builders against Keras and against the papers' published numbers."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from cnnlab import architectures as A
+from cnnlab.calc import SpecError, analyze
+from cnnlab.calc_keras import to_keras
+from tests.apptest import ROOT
+
+NETWORK_KEYS = list(A.BUILDERS)
+
+
+@pytest.fixture(scope="module")
+def keras_models():
+    """Each network's Keras model, built once for the module (ResNet-152 takes seconds)."""
+    cache: dict[str, object] = {}
+
+    def get(net: A.Network):
+        if net.key not in cache:
+            cache[net.key] = net.keras_model()
+        return cache[net.key]
+
+    return get
+
+
+def _variants() -> list[A.Network]:
+    return [*A.all_networks(), A.googlenet(aux=True), A.resnet(18, conv_bias=False)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("net", _variants(), ids=lambda n: n.key)
+def test_calculator_equals_keras_model(net, keras_models):
+    """One source of truth: the calculator's totals and every layer's output shape and
+    parameters equal the Keras model built from the same spec."""
+    model = keras_models(net)
+    stats = net.stats()
+    assert stats.total_params == model.count_params()
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    assert stats.trainable_params == trainable
+    for layer in stats.layers:
+        keras_layer = model.get_layer(layer.name)
+        assert tuple(keras_layer.output.shape[1:]) == layer.output_shape, layer.name
+        assert keras_layer.count_params() == layer.params, layer.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth", [50, 101, 152])
+def test_resnet_matches_keras_applications_layer_by_layer(depth, keras_models):
+    import keras
+
+    reference = getattr(keras.applications, f"ResNet{depth}")(weights=None)
+    ours = keras_models(A.resnet(depth))
+    assert ours.count_params() == reference.count_params()
+    ours_layers = {layer.name: layer for layer in ours.layers}
+    for ref in reference.layers:
+        mine = ours_layers[ref.name if ref.name != reference.layers[0].name else "input"]
+        assert mine.count_params() == ref.count_params(), ref.name
+        assert tuple(mine.output.shape) == tuple(ref.output.shape), ref.name
+    assert len(ours.layers) == len(reference.layers)
+
+
+def test_resnet50_has_keras_resnet50_parameter_count():
+    assert A.resnet(50).stats().total_params == 25_636_712
+
+
+@pytest.mark.parametrize("depth, trainable", [
+    (18, 11_689_512), (34, 21_797_672), (50, 25_557_032), (101, 44_549_160), (152, 60_192_808),
+])
+def test_resnet_without_conv_bias_matches_published_torchvision_counts(depth, trainable):
+    # torchvision's resnet*() count (convs without bias; BN running stats are buffers).
+    assert A.resnet(depth, conv_bias=False).stats().trainable_params == trainable
+
+
+@pytest.mark.parametrize("depth, gmacs", [(18, 1.8), (34, 3.6), (50, 3.8), (101, 7.6), (152, 11.3)])
+def test_resnet_flops_match_paper_table_1(depth, gmacs):
+    # He et al. 2015, Table 1 "FLOPs" are multiply-adds.
+    assert A.resnet(depth).stats().total_macs / 1e9 == pytest.approx(gmacs, rel=0.03)
+
+
+def test_alexnet_matches_caffe_reference_and_two_gpu_layout():
+    net = A.alexnet()
+    stats = {layer.name: layer for layer in net.stats().layers}
+    assert net.stats().total_params == 60_965_224  # Caffe's bvlc_alexnet, "60 million"
+    assert stats["conv1"].output_shape == (55, 55, 96)
+    assert stats["pool5"].output_shape == (6, 6, 256)
+    # conv2 reads one GPU's 48 maps per kernel: groups=2 halves its weights.
+    assert stats["conv2"].params == 5 * 5 * 48 * 256 + 256
+    assert stats["conv3"].params == 3 * 3 * 256 * 384 + 384
+    kinds = [spec.kind for spec in net.layers]
+    assert kinds.count("lrn") == 2 and kinds.count("dropout") == 2
+
+
+def test_lenet5_parameters():
+    stats = A.lenet5().stats()
+    assert stats.total_params == 156 + 2_416 + 48_120 + 10_164 + 850 == 61_706
+    assert stats.output_shape == (10,)
+
+
+@pytest.mark.parametrize("module, mops", [
+    ("3a", 128), ("3b", 304), ("4a", 73), ("4b", 88), ("4c", 100), ("4d", 119), ("4e", 170),
+    ("5a", 54), ("5b", 71),
+])
+def test_googlenet_module_ops_match_paper_table_1(module, mops):
+    net = A.googlenet()
+    block = next(b for b in net.blocks if b.name == f"inception_{module}")
+    stats = {layer.name: layer for layer in net.stats().layers}
+    macs = sum(stats[name].macs for name in block.layers)
+    assert macs / 1e6 == pytest.approx(mops, rel=0.06)
+
+
+def test_googlenet_shapes_and_budget():
+    net = A.googlenet()
+    stats = {layer.name: layer for layer in net.stats().layers}
+    assert stats["inception_3a_output"].output_shape == (28, 28, 256)
+    assert stats["inception_4e_output"].output_shape == (14, 14, 832)
+    assert stats["inception_5b_output"].output_shape == (7, 7, 1024)
+    # "a computational budget of 1.5 billion multiply-adds at inference time"
+    assert net.stats().total_macs / 1e9 == pytest.approx(1.5, rel=0.06)
+    # global average pooling: the classifier is the only dense layer, 1024*1000 + 1000
+    dense = [s for s in net.stats().layers if s.kind == "dense"]
+    assert [d.params for d in dense] == [1_025_000]
+    assert net.stats().total_params < A.alexnet().stats().total_params / 8
+
+
+def test_googlenet_aux_heads_add_two_classifiers():
+    plain, aux = A.googlenet(), A.googlenet(aux=True)
+    assert aux.stats().output_shape == (3000,)
+    head = 128 * 512 + 128 + 2048 * 1024 + 1024 + 1024 * 1000 + 1000
+    heads = head + (128 * 528 + 128 + 2048 * 1024 + 1024 + 1024 * 1000 + 1000)
+    assert aux.stats().total_params - plain.stats().total_params == heads
+    assert {b.name for b in aux.blocks if b.kind == "aux"} == {"aux_4a", "aux_4d"}
+
+
+@pytest.mark.parametrize("key, depth", [
+    ("lenet5", 5), ("alexnet", 8), ("googlenet", 22), ("resnet18", 18), ("resnet34", 34),
+    ("resnet50", 50), ("resnet101", 101), ("resnet152", 152),
+])
+def test_depth_is_the_papers_depth(key, depth):
+    assert A.network(key).depth == depth
+
+
+def test_papers_facts():
+    assert A.network("alexnet").paper.year == 2012
+    assert A.network("alexnet").paper.top5_error == 15.3
+    assert A.network("googlenet").paper.top5_error == 6.67
+    assert A.network("resnet152").paper.top5_error == 3.57
+    assert A.network("resnet152").paper.single_top5_error == 5.71
+    assert A.network("lenet5").paper.top5_error is None
+
+
+def test_blocks_cover_every_layer_once():
+    for net in _variants():
+        names = [name for block in net.blocks for name in block.layers]
+        assert sorted(names) == sorted(spec.name for spec in net.layers), net.key
+    r50 = A.resnet(50)
+    units = [b for b in r50.blocks if b.kind == "residual"]
+    assert len(units) == 16
+    assert [b.shortcut for b in units].count("projection") == 4
+    assert r50.stages() == ["stem", "conv2", "conv3", "conv4", "conv5", "head"]
+
+
+def test_inception_module_bottleneck_cuts_parameters_and_flops():
+    shape = (28, 28, 192)
+    with_b = analyze(shape, A.inception_module("m", "input", 64, 96, 128, 16, 32, 32))
+    naive = analyze(shape, A.inception_module("m", "input", 64, 96, 128, 16, 32, 32,
+                                              bottleneck=False))
+    assert with_b.output_shape == (28, 28, 256)
+    assert naive.output_shape == (28, 28, 64 + 128 + 32 + 192)
+    assert naive.total_params == (192 * 64 + 64) + (9 * 192 * 128 + 128) + (25 * 192 * 32 + 32)
+    assert with_b.total_params < naive.total_params / 2
+    assert with_b.total_macs < naive.total_macs / 2
+
+
+@pytest.mark.slow
+def test_blocks_build_in_keras():
+    for shape, layers in [
+        ((28, 28, 192), A.inception_module("m", "input", 64, 96, 128, 16, 32, 32)),
+        ((28, 28, 192), A.inception_module("m", "input", 64, 96, 128, 16, 32, 32,
+                                           bottleneck=False)),
+        ((56, 56, 256), A.residual_unit("r", "input", 256, 64)),
+        ((56, 56, 256), A.residual_unit("r", "input", 256, 128, stride=2)),
+        ((56, 56, 64), A.residual_unit("r", "input", 64, 64, bottleneck=False)),
+    ]:
+        assert to_keras(shape, layers).count_params() == analyze(shape, layers).total_params
+
+
+def test_residual_unit_shortcuts():
+    identity = analyze((56, 56, 256), A.residual_unit("r", "input", 256, 64))
+    assert identity.output_shape == (56, 56, 256)
+    assert not any(s.name == "r_0_conv" for s in identity.layers)
+    projection = analyze((56, 56, 256), A.residual_unit("r", "input", 256, 128, stride=2))
+    assert projection.output_shape == (28, 28, 512)
+    proj = next(s for s in projection.layers if s.name == "r_0_conv")
+    assert proj.params == 256 * 512 + 512
+
+
+def test_bad_arguments_give_one_line_errors():
+    with pytest.raises(SpecError, match="depth 42"):
+        A.resnet(42)
+    with pytest.raises(SpecError, match="#3x3 must be a positive integer"):
+        A.inception_module("m", "input", 64, 96, 0, 16, 32, 32)
+    with pytest.raises(SpecError, match="stride must be 1 or 2"):
+        A.residual_unit("r", "input", 64, 64, stride=3)
+    with pytest.raises(SpecError, match="unknown network"):
+        A.network("vgg99")
+    with pytest.raises(SpecError) as info:
+        analyze((8, 8, 3), A.inception_module("m", "input", 4, 4, 4, 4, 4, 4)[:2])
+    assert "\n" not in str(info.value)
+
+
+def test_specs_and_stats_do_not_import_tensorflow():
+    code = ("import sys; from cnnlab import architectures as A\n"
+            "[n.stats() for n in A.all_networks()]\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=60)
+    assert out.stdout.strip() == "False False", out.stderr[-2000:]
