@@ -142,13 +142,13 @@ class MemoryEstimate:
     def training_terms(self) -> list[tuple[str, int, str]]:
         """(term, bytes, how it is computed), in the order the seed exercise adds them."""
         act = "2-byte" if self.dtype == "mixed_float16" else "4-byte"
-        batch = (f"micro-batch of {self.micro_batch}" if self.accum_steps > 1
-                 else f"batch of {self.batch}")
+        samples = (f"{self.micro_batch} samples (the micro-batch)" if self.accum_steps > 1
+                   else f"{self.batch} samples")
         slots = OPTIMIZER_SLOTS[self.optimizer]
         return [
             ("activations", self.activations_bytes,
-             f"every layer's output kept for backprop, {act} values, x {batch}"),
-            ("input batch", self.input_batch_bytes, f"the {batch} of input images, float32"),
+             f"every layer's output kept for backprop, {act} values, x {samples}"),
+            ("input batch", self.input_batch_bytes, f"the input images of {samples}, float32"),
             ("parameters", self.params_bytes, "every parameter, float32"),
             ("gradients", self.gradients_bytes, "one float32 gradient per trainable parameter"),
             ("optimizer slots", self.optimizer_bytes,
@@ -897,3 +897,160 @@ def rows_to_layers(rows: Iterable[Mapping[str, object]]) -> list[LayerSpec]:
                 fields[key.strip().lower()] = value
         layers.append(build_layer(kind, fields, where))
     return layers
+
+
+# ----------------------------------------------------------------------------- make it fit
+
+
+@dataclass(frozen=True)
+class FitOption:
+    """One computed what-if for fitting training into GPU memory."""
+
+    remedy: str  # "smaller batch", "lower resolution", ...
+    change: str  # what to set, e.g. "batch 22"
+    training_bytes: int | None  # training memory with the change; None if none is possible
+    fits: bool
+    cost: str  # what it costs the model or the training
+
+
+def scale_filters(layers: Sequence[LayerSpec], factor: float) -> list[LayerSpec]:
+    """Every conv layer with `factor` x its filters (at least one per group, a multiple of
+    its groups); the rest unchanged."""
+    scaled = []
+    for spec in layers:
+        if spec.kind == "conv" and _is_int(spec.filters) and _is_int(spec.groups) \
+                and spec.groups > 0:
+            per_group = max(1, round(spec.filters * factor / spec.groups))
+            spec = replace(spec, filters=per_group * spec.groups)
+        scaled.append(spec)
+    return scaled
+
+
+def _largest(low: int, high: int, fits) -> int | None:
+    """The largest n in [low, high] with fits(n), for a monotone fits (True then False)."""
+    if not fits(low):
+        return None
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def fit_options(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: int,
+                dtype: str = "float32", optimizer: str = "adam",
+                gpu_bytes: float) -> list[FitOption]:
+    """The seed's answer 3 (GPU out of memory while training), computed for this network:
+    each remedy alone, at the smallest change that makes training fit `gpu_bytes`.
+
+    Raises SpecError if the network itself is bad.
+    """
+    base = analyze(input_shape, layers, batch=batch, dtype=dtype, optimizer=optimizer)
+    h, w, c = base.input_shape
+    options: list[FitOption] = []
+
+    # Smaller batch: memory is fixed + batch x per-sample, so solve for the batch.
+    largest = base.max_batch(gpu_bytes)
+    if largest >= batch:
+        options.append(FitOption("smaller batch", f"batch {batch} already fits",
+                                 base.training_bytes, True, "none"))
+    elif largest == 0:
+        options.append(FitOption("smaller batch", "batch 1 does not fit either",
+                                 base.at(batch=1).training_bytes, False,
+                                 "parameters, gradients and optimizer state alone are too big"
+                                 if base.memory.fixed_bytes > gpu_bytes else "-"))
+    else:
+        options.append(FitOption("smaller batch", f"batch {largest} (from {batch})",
+                                 base.at(batch=largest).training_bytes, True,
+                                 "fewer samples per step: noisier gradients, may need a "
+                                 "lower learning rate"))
+
+    # Lower resolution: the largest input height (width in proportion) that fits.
+    def at_height(height: int) -> ModelStats | None:
+        width = max(1, round(w * height / h))
+        try:
+            return analyze((height, width, c), layers, batch=batch, dtype=dtype,
+                           optimizer=optimizer)
+        except SpecError:
+            return None
+
+    def height_fits(height: int) -> bool:
+        stats = at_height(height)
+        # Too small for the kernels counts as "fits" so the search keeps going down the
+        # memory slope; the answer is checked for validity below.
+        return stats is None or stats.training_bytes <= gpu_bytes
+
+    if base.training_bytes <= gpu_bytes:
+        options.append(FitOption("lower resolution", f"{h}x{w} already fits",
+                                 base.training_bytes, True, "none"))
+    else:
+        best = _largest(1, h, height_fits)
+        stats = at_height(best) if best else None
+        if stats is None:
+            options.append(FitOption("lower resolution", "no input size fits", None, False,
+                                     "the network needs a larger input than fits"))
+        else:
+            options.append(FitOption(
+                "lower resolution", f"input {stats.input_shape[0]}x{stats.input_shape[1]} "
+                f"(from {h}x{w})", stats.training_bytes, True,
+                "the network sees less detail; the dense layers after a flatten shrink too"))
+
+    # Fewer filters: the largest fraction (in 1/32 steps) of every conv layer's filters.
+    has_conv = any(spec.kind == "conv" for spec in layers)
+
+    def filters_at(k: int) -> ModelStats | None:
+        try:
+            return analyze(input_shape, scale_filters(layers, k / 32), batch=batch,
+                           dtype=dtype, optimizer=optimizer)
+        except SpecError:
+            return None
+
+    if not has_conv:
+        options.append(FitOption("fewer filters", "no conv layers", None, False, "-"))
+    elif base.training_bytes <= gpu_bytes:
+        options.append(FitOption("fewer filters", "all filters already fit",
+                                 base.training_bytes, True, "none"))
+    else:
+        best = _largest(1, 31, lambda k: (s := filters_at(k)) is not None
+                        and s.training_bytes <= gpu_bytes)
+        if best is None:
+            stats = filters_at(1)
+            options.append(FitOption("fewer filters", "even 1/32 of the filters does not fit",
+                                     stats.training_bytes if stats else None, False, "-"))
+        else:
+            stats = filters_at(best)
+            assert stats is not None
+            options.append(FitOption("fewer filters", f"{best / 32:.0%} of every conv "
+                                     "layer's filters", stats.training_bytes, True,
+                                     "less capacity: fewer features per layer"))
+
+    # Mixed precision: 16-bit activations, 32-bit master weights.
+    if dtype == "mixed_float16":
+        options.append(FitOption("mixed precision", "already mixed_float16",
+                                 base.training_bytes, base.training_bytes <= gpu_bytes, "none"))
+    else:
+        mixed = base.at(dtype="mixed_float16")
+        options.append(FitOption("mixed precision", "dtype mixed_float16",
+                                 mixed.training_bytes, mixed.training_bytes <= gpu_bytes,
+                                 "needs a GPU with fast float16 (tensor cores) and loss "
+                                 "scaling; accuracy is usually unchanged"))
+
+    # Gradient accumulation: the fewest steps whose micro-batch fits; same effective batch.
+    steps = next((k for k in range(1, batch + 1)
+                  if base.at(accum_steps=k).training_bytes <= gpu_bytes), None)
+    if steps == 1:
+        options.append(FitOption("gradient accumulation", "not needed", base.training_bytes,
+                                 True, "none"))
+    elif steps is None:
+        options.append(FitOption("gradient accumulation",
+                                 f"{batch} steps of 1 do not fit either",
+                                 base.at(accum_steps=batch).training_bytes, False, "-"))
+    else:
+        accum = base.at(accum_steps=steps).memory
+        options.append(FitOption(
+            "gradient accumulation", f"{steps} steps of {accum.micro_batch} (batch {batch} "
+            "per update)", accum.training_bytes, True,
+            f"{steps}x slower per update; batch-norm statistics see micro-batches"))
+    return options

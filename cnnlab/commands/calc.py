@@ -1,0 +1,173 @@
+"""`python -m cnnlab calc`: shapes, parameters, FLOPs and memory of a conv stack.
+
+    python -m cnnlab calc --input 200x300x3 --layer conv:100:3:2:same \\
+        --layer conv:200:3:2:same --layer conv:400:3:2:same --batch 50 --json
+
+Layer grammar (defaults follow Keras): conv:FILTERS:KERNEL[:STRIDE[:PADDING]] (KERNEL 3 or
+3x5; stride 1, valid), maxpool:SIZE[:STRIDE[:PADDING]] and avgpool:... (stride = SIZE,
+valid), dense:UNITS, flatten, globalavgpool, batchnorm, dropout:RATE; also
+activation:NAME, lrn[:DEPTH_RADIUS], zeropad:P, and KEY=VALUE fields such as act=relu,
+groups=2, bias=off, name=NAME, in=A,B (for concat:in=A,B and add:in=A,B).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+# Only the pure-Python calculator: this command never imports TensorFlow.
+from cnnlab.calc import (
+    DTYPES,
+    GB,
+    MB,
+    OPTIMIZER_SLOTS,
+    ModelStats,
+    SpecError,
+    analyze,
+    parse_input_shape,
+    parse_layer,
+)
+from cnnlab.presets import PRESET_BATCH, PRESETS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Values are taken as text and checked in run(), so a bad one gives one line, not usage.
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__.split("\n\n", 2)[2]
+    parser.add_argument("--input", metavar="HxWxC", help="input size, e.g. 200x300x3")
+    parser.add_argument("--layer", action="append", default=[], metavar="SPEC",
+                        help="a layer, in order (repeat): e.g. conv:100:3:2:same")
+    parser.add_argument("--preset", metavar="NAME",
+                        help=f"start from a preset network: {', '.join(PRESETS)}")
+    parser.add_argument("--batch", metavar="N", help="training batch size (default 1, or the "
+                        "preset's)")
+    parser.add_argument("--dtype", default="float32", metavar="|".join(DTYPES),
+                        help="float32 (default) or mixed_float16 (16-bit activations)")
+    parser.add_argument("--optimizer", default="adam", metavar="|".join(OPTIMIZER_SLOTS),
+                        help="optimizer slots per parameter: sgd 0, momentum 1, adam 2 "
+                        "(default adam)")
+    parser.add_argument("--accum", default="1", metavar="K",
+                        help="gradient accumulation steps (micro-batch = batch / K)")
+    parser.add_argument("--gpu", metavar="GB", help="GPU memory in GB: also print the largest "
+                        "batch that fits")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _positive_int(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SpecError(f"{option}: must be a positive integer, got {text!r}")
+    return value
+
+
+def to_json(stats: ModelStats, gpu_bytes: float | None = None) -> dict:
+    """The --json object: per-layer numbers, totals and the memory estimate (bytes)."""
+    m = stats.memory
+    memory = {
+        "params_bytes": m.params_bytes, "inference_bytes": m.inference_bytes,
+        "training_bytes": m.training_bytes,
+        "training_terms": {term: value for term, value, _ in m.training_terms()},
+        "before_gradients_bytes": m.before_gradients_bytes,
+        "batch": m.batch, "micro_batch": m.micro_batch, "accum_steps": m.accum_steps,
+        "dtype": m.dtype, "optimizer": m.optimizer,
+    }
+    if gpu_bytes is not None:
+        memory["gpu_bytes"] = gpu_bytes
+        memory["max_batch"] = stats.max_batch(gpu_bytes)
+    return {
+        "input_shape": list(stats.input_shape),
+        "layers": [{
+            "name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs),
+            "output_shape": list(layer.output_shape), "params": layer.params,
+            "trainable_params": layer.trainable_params,
+            "non_trainable_params": layer.non_trainable_params, "macs": layer.macs,
+            "activation_elems": layer.activation_elems,
+            "receptive_field": layer.receptive_field,
+        } for layer in stats.layers],
+        "total_params": stats.total_params, "trainable_params": stats.trainable_params,
+        "non_trainable_params": stats.non_trainable_params, "macs": stats.total_macs,
+        "flops": stats.flops, "memory": memory,
+    }
+
+
+def to_table(stats: ModelStats, gpu_bytes: float | None = None) -> str:
+    """A readable table: one row per layer, then totals and the memory terms."""
+    m = stats.memory
+    act = DTYPES[m.dtype]
+    rows = [("#", "layer", "kind", "output", "params", "MACs", "act MB", "RF")]
+    for i, layer in enumerate(stats.layers, start=1):
+        rows.append((str(i), layer.name, layer.kind, "x".join(map(str, layer.output_shape)),
+                     f"{layer.params:,}", f"{layer.macs:,}",
+                     f"{layer.activation_elems * act / MB:.2f}",
+                     "-" if layer.receptive_field is None else str(layer.receptive_field)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines += [
+        "",
+        f"input {'x'.join(map(str, stats.input_shape))}; parameters {stats.total_params:,} "
+        f"({stats.trainable_params:,} trainable, {stats.non_trainable_params:,} not); "
+        f"MACs {stats.total_macs:,}; FLOPs (2 x MACs) {stats.flops:,}",
+        f"parameters: {m.params_bytes / MB:,.2f} MB (float32)",
+        f"predict one instance: {m.inference_bytes / MB:,.2f} MB (peak of live activations "
+        f"{m.inference_activation_bytes / MB:,.2f} MB + parameters)",
+        f"train one batch of {m.batch} ({m.dtype}, {m.optimizer}): "
+        f"{m.training_bytes / MB:,.2f} MB =",
+    ]
+    lines += [f"  {value / MB:12,.2f} MB  {term}: {how}" for term, value, how in
+              m.training_terms()]
+    if gpu_bytes is not None:
+        lines.append(f"largest batch that fits {gpu_bytes / GB:g} GB: "
+                     f"{stats.max_batch(gpu_bytes):,}")
+    lines.append("(1 MB = 10^6 bytes; framework overhead not included)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.preset is not None and args.preset not in PRESETS:
+            raise SpecError(f"--preset: unknown preset {args.preset!r}; known: "
+                            f"{', '.join(PRESETS)}")
+        preset_shape, preset_layers = PRESETS[args.preset] if args.preset else (None, [])
+        if args.input is not None:
+            input_shape = parse_input_shape(args.input)
+        elif preset_shape is not None:
+            input_shape = preset_shape
+        else:
+            raise SpecError("--input: required, e.g. --input 200x300x3 (or --preset NAME)")
+        layers = [parse_layer(text, f"--layer {i} ({text})")
+                  for i, text in enumerate(args.layer, start=1)] or list(preset_layers)
+        if not layers:
+            raise SpecError("--layer: give at least one layer, e.g. --layer conv:32:3")
+        default_batch = str(PRESET_BATCH[args.preset]) if args.preset else "1"
+        batch = _positive_int(args.batch or default_batch, "--batch")
+        accum = _positive_int(args.accum, "--accum")
+        if args.dtype not in DTYPES:
+            raise SpecError(f"--dtype: must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
+        if args.optimizer not in OPTIMIZER_SLOTS:
+            raise SpecError(f"--optimizer: must be one of {', '.join(OPTIMIZER_SLOTS)}, "
+                            f"got {args.optimizer!r}")
+        gpu_bytes = None
+        if args.gpu is not None:
+            try:
+                gpu_bytes = float(args.gpu) * GB
+            except ValueError:
+                gpu_bytes = -1.0
+            if not gpu_bytes > 0:
+                raise SpecError(f"--gpu: must be a positive number of GB, got {args.gpu!r}")
+        stats = analyze(input_shape, layers, batch=batch, dtype=args.dtype,
+                        optimizer=args.optimizer, accum_steps=accum)
+    except SpecError as error:
+        print(f"calc: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(to_json(stats, gpu_bytes)))
+    else:
+        print(to_table(stats, gpu_bytes))
+    return 0
