@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cnnlab.calc import INPUT_NAME, LayerSpec, ModelStats, SpecError, analyze
 
@@ -472,3 +472,217 @@ def network(key: str) -> Network:
 def all_networks() -> list[Network]:
     """LeNet-5 -> AlexNet -> GoogLeNet -> ResNet-18 ... ResNet-152, in history order."""
     return [network(key) for key in BUILDERS]
+
+
+# ------------------------------------------------------------------------------ what the page shows
+
+MB = 10**6
+
+
+def overview(networks: list[Network] | None = None) -> list[dict]:
+    """One row per network: the paper's facts next to the calculator's numbers."""
+    rows = []
+    for net in networks or all_networks():
+        stats = net.stats()
+        rows.append({
+            "network": net.title,
+            "year": net.paper.year,
+            "depth": net.depth,
+            "input": "x".join(map(str, net.input_shape)),
+            "parameters": stats.total_params,
+            "GFLOPs": round(stats.flops / 1e9, 3),  # 2 x multiply-adds
+            "G mult-adds": round(stats.total_macs / 1e9, 3),  # what the papers call FLOPs
+            # every layer's output for one image, float32: what training keeps for backprop
+            "activations MB/image": round(4 * stats.activation_elems / MB, 2),
+            "top-5 error % (1 model)": net.paper.single_top5_error,
+            "top-5 error % (ILSVRC entry)": net.paper.top5_error,
+        })
+    return rows
+
+
+def _describe(spec: LayerSpec) -> str:
+    """The layer's settings in the field's words, e.g. "64 x 7x7 /2 same, relu"."""
+    k = "x".join(map(str, spec.kernel))
+    stride = spec.strides or ((1, 1) if spec.kind == "conv" else spec.kernel)
+    s = f" /{stride[0]}" if stride[0] != 1 else ""
+    if spec.kind == "conv":
+        groups = f", {spec.groups} groups" if spec.groups > 1 else ""
+        act = f", {spec.activation}" if spec.activation else ""
+        bias = "" if spec.use_bias else ", no bias"
+        return f"{spec.filters} x {k}{s} {spec.padding}{groups}{act}{bias}"
+    if spec.kind in ("maxpool", "avgpool"):
+        return f"{k}{s} {spec.padding}"
+    if spec.kind == "dense":
+        return f"{spec.units} units" + (f", {spec.activation}" if spec.activation else "")
+    if spec.kind == "dropout":
+        return f"rate {spec.rate}"
+    if spec.kind == "activation":
+        return spec.activation or ""
+    if spec.kind == "lrn":
+        return (f"depth_radius {spec.depth_radius}, bias {spec.lrn_bias:g}, alpha {spec.alpha:g}, "
+                f"beta {spec.beta:g}")
+    if spec.kind == "zeropad":
+        return "pad " + ",".join(map(str, spec.pad))
+    if spec.kind in ("concat", "add"):
+        return " + ".join(spec.inputs)
+    return ""
+
+
+def stage_table(net: Network, stage: str) -> list[dict]:
+    """The layers of one stage: what each does, its output shape, parameters and MACs."""
+    if stage not in net.stages():
+        raise SpecError(f"{net.title} has no stage {stage!r}; stages: {', '.join(net.stages())}")
+    stats = {s.name: s for s in net.stats().layers}
+    specs = {s.name: s for s in net.layers}
+    block_of = {name: b.name for b in net.blocks for name in b.layers}
+    return [{
+        "block": block_of[name],
+        "layer": name,
+        "kind": specs[name].kind,
+        "settings": _describe(specs[name]),
+        "output shape": " x ".join(map(str, stats[name].output_shape)),
+        "parameters": stats[name].params,
+        "MMACs": round(stats[name].macs / 1e6, 2),
+    } for name in net.stage_layers(stage)]
+
+
+@dataclass(frozen=True)
+class BlockSummary:
+    name: str
+    stage: str
+    kind: str
+    label: str                       # short text for the box
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int
+    shortcut: str | None
+    shortcut_params: int             # the projection's conv + BN (0 for identity)
+    branches: tuple[tuple[str, int], ...]  # inception: (branch, channels) in concat order
+
+
+def block_summaries(net: Network) -> list[BlockSummary]:
+    """Per block: its output, parameters, MACs, shortcut and inception branches, from the stats."""
+    stats = {s.name: s for s in net.stats().layers}
+    summaries = []
+    for block in net.blocks:
+        last = block.layers[-1]
+        branches: tuple[tuple[str, int], ...] = ()
+        if block.kind == "inception":
+            concat = next(s for s in net.layers if s.name == last)
+            branches = tuple((name.rsplit("_", 1)[-1] if not name.endswith("pool_proj")
+                              else "pool", stats[name].output_shape[-1])
+                             for name in concat.inputs)
+        label = block.name
+        if block.kind == "inception":
+            label = block.name.removeprefix("inception_")
+        elif block.kind == "residual":
+            label = block.name.rsplit("block", 1)[-1]
+        elif block.kind == "aux":
+            label = "aux"
+        summaries.append(BlockSummary(
+            name=block.name, stage=block.stage, kind=block.kind, label=label,
+            output_shape=stats[last].output_shape,
+            params=sum(stats[n].params for n in block.layers),
+            macs=sum(stats[n].macs for n in block.layers),
+            shortcut=block.shortcut,
+            shortcut_params=sum(stats[n].params for n in block.layers
+                                if n.endswith(("_0_conv", "_0_bn"))),
+            branches=branches,
+        ))
+    return summaries
+
+
+def _params(net: Network, kind: str | None = None, names: tuple[str, ...] = ()) -> int:
+    return sum(s.params for s in net.stats().layers
+               if (kind is None or s.kind == kind) and (not names or s.name in names))
+
+
+def inventions(key: str) -> list[str]:
+    """What the network invented, each sentence tied to a number computed from the specs."""
+    net = network(key)
+    st = net.stats()
+    if key == "lenet5":
+        return [
+            f"Convolutions with shared weights, pooling and a few dense layers: {st.total_params:,} "
+            f"parameters and {st.flops / 1e6:.2f} MFLOPs read a 32x32 digit.",
+            "Trained end-to-end by backpropagation, it read cheques in US banks in the late 1990s.",
+        ]
+    if key == "alexnet":
+        lenet = network("lenet5").stats()
+        fc = _params(net, names=("fc6", "fc7", "fc8"))
+        split = ("conv2", "conv4", "conv5")
+        ungrouped = analyze(net.input_shape, [replace(s, groups=1) for s in net.layers]).total_params
+        return [
+            f"Far bigger than LeNet-5: {st.total_params:,} parameters "
+            f"({st.total_params / lenet.total_params:,.0f}x) and {st.flops / 1e9:.2f} GFLOPs "
+            f"({st.flops / lenet.flops:,.0f}x) on 227x227 colour photos.",
+            "ReLU instead of tanh in all 7 hidden weight layers: the paper reports 6x faster "
+            "training to the same error on CIFAR-10.",
+            "Stacked convolutions: conv3, conv4 and conv5 follow each other on 13x13 maps with "
+            "no pooling in between.",
+            f"Dropout (0.5) in fc6 and fc7: the three dense layers hold {fc:,} of the "
+            f"{st.total_params:,} parameters ({100 * fc / st.total_params:.0f}%), where "
+            "over-fitting lives.",
+            "Data augmentation: random 224x224 crops of 256x256 images and their mirror images "
+            "(2,048 versions of each photo), plus PCA colour noise.",
+            "LRN after conv1 and conv2: 0 parameters; the paper credits it with 1.2 points "
+            "lower top-5 error.",
+            f"Two GPUs (3 GB each): {', '.join(split)} are split in two groups, each half reading "
+            f"only its own GPU's maps, which saves {ungrouped - st.total_params:,} parameters.",
+        ]
+    if key.startswith("googlenet"):
+        alex = network("alexnet")
+        alex_fc = _params(alex, "dense")
+        shape = (28, 28, 192)
+        with_b = analyze(shape, inception_module("m", INPUT_NAME, *GOOGLENET_MODULES["3a"]))
+        naive = analyze(shape, inception_module("m", INPUT_NAME, *GOOGLENET_MODULES["3a"],
+                                                bottleneck=False))
+        classifier = _params(net, "dense")
+        return [
+            f"Inception modules: {sum(b.kind == 'inception' for b in net.blocks)} of them; each "
+            "runs 1x1, 3x3 and 5x5 convolutions and a 3x3 max pool side by side and "
+            "concatenates their maps.",
+            f"1x1 bottlenecks: module 3a on 28x28x192 has {with_b.total_params:,} parameters and "
+            f"{with_b.flops / 1e9:.2f} GFLOPs; without its 1x1 reductions it would need "
+            f"{naive.total_params:,} and {naive.flops / 1e9:.2f} GFLOPs "
+            f"({naive.flops / with_b.flops:.1f}x), and its output would grow to "
+            f"{naive.output_shape[-1]} channels instead of {with_b.output_shape[-1]}.",
+            f"Global average pooling instead of big dense layers: the classifier has "
+            f"{classifier:,} parameters, against {alex_fc:,} in AlexNet's three dense layers.",
+            f"{net.depth} layers deep with {st.total_params:,} parameters: "
+            f"{alex.stats().total_params / st.total_params:.1f}x fewer than AlexNet, for "
+            f"{st.flops / 1e9:.2f} GFLOPs.",
+            f"Two auxiliary classifiers on 4a and 4d push gradient into the middle of the network "
+            f"during training: {googlenet(aux=True).stats().total_params - network('googlenet').stats().total_params:,} "
+            "extra parameters, dropped at inference.",
+        ]
+    if key.startswith("resnet"):
+        from cnnlab.presets import vgg16
+
+        units = [b for b in net.blocks if b.kind == "residual"]
+        projections = [b for b in units if b.shortcut == "projection"]
+        proj_params = sum(s.params for s in st.layers if s.name.endswith(("_0_conv", "_0_bn")))
+        bn = [s for s in st.layers if s.kind == "batchnorm"]
+        bottle = analyze((56, 56, 256), residual_unit("r", INPUT_NAME, 256, 64))
+        basic = analyze((56, 56, 256), residual_unit("r", INPUT_NAME, 256, 256, bottleneck=False))
+        vgg = analyze(*vgg16())
+        return [
+            f"Skip connections: each of the {len(units)} residual units adds its input to its "
+            f"output, y = F(x) + x. {len(units) - len(projections)} use the input itself (0 "
+            f"parameters), {len(projections)} a 1x1 projection where the shape changes "
+            f"({proj_params:,} parameters).",
+            "Residual learning: a unit only learns the change F(x) = H(x) - x. Without shortcuts "
+            "the paper's plain 34-layer net was worse than its 18-layer one (28.54% vs 27.94% "
+            "top-1 error); with them ResNet-34 beat ResNet-18 (25.03% vs 27.88%).",
+            f"Batch normalization after every convolution: {len(bn)} BN layers, "
+            f"{sum(s.params for s in bn):,} parameters ({sum(s.non_trainable_params for s in bn):,} "
+            "of them moving statistics, not trained).",
+            f"The bottleneck unit (ResNet-50 and deeper): 1x1 256->64, 3x3 on 64, 1x1 64->256 has "
+            f"{bottle.total_params:,} parameters and {bottle.flops / 1e9:.2f} GFLOPs on 56x56 maps; "
+            f"two 3x3 convolutions on 256 channels would have {basic.total_params:,} and "
+            f"{basic.flops / 1e9:.2f} ({basic.total_params / bottle.total_params:.1f}x).",
+            f"Why {net.depth} layers train: through the additions the gradient reaches the first "
+            f"layers unchanged (d(x + F(x))/dx = 1 + dF/dx). ResNet-{net.depth} needs "
+            f"{st.flops / 1e9:.1f} GFLOPs, VGG-16 (16 layers) {vgg.flops / 1e9:.1f}.",
+        ]
+    raise SpecError(f"unknown network {key!r}")
