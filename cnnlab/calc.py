@@ -914,14 +914,18 @@ class FitOption:
 
 
 def scale_filters(layers: Sequence[LayerSpec], factor: float) -> list[LayerSpec]:
-    """Every conv layer with `factor` x its filters (at least one per group, a multiple of
-    its groups); the rest unchanged."""
+    """Every conv layer with about `factor` x its filters; the rest unchanged.
+
+    Filters are rounded to a multiple of every conv layer's `groups` (their least common
+    multiple, at least one multiple), so a grouped conv still divides the channels it gets.
+    """
+    groups = [spec.groups for spec in layers if spec.kind == "conv" and _is_int(spec.groups)
+              and spec.groups > 0]
+    unit = math.lcm(*groups) if groups else 1
     scaled = []
     for spec in layers:
-        if spec.kind == "conv" and _is_int(spec.filters) and _is_int(spec.groups) \
-                and spec.groups > 0:
-            per_group = max(1, round(spec.filters * factor / spec.groups))
-            spec = replace(spec, filters=per_group * spec.groups)
+        if spec.kind == "conv" and _is_int(spec.filters):
+            spec = replace(spec, filters=unit * max(1, round(spec.filters * factor / unit)))
         scaled.append(spec)
     return scaled
 

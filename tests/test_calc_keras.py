@@ -182,3 +182,24 @@ def test_resolved_names_are_keras_names():
     input_shape, layers = PRESETS["seed MNIST CNN"]
     model = to_keras(input_shape, layers)
     assert [layer.name for layer in model.layers[1:]] == [s.name for s in resolve(layers)]
+
+
+def test_cli_json_params_equal_keras_count_params(capsys):
+    import json
+
+    from cnnlab.__main__ import main
+    from cnnlab.calc import parse_layer
+
+    texts = ["conv:6:5:act=tanh", "avgpool:2", "conv:16:5:1:same", "maxpool:3:2:same",
+             "batchnorm", "dropout:0.25", "flatten", "dense:10:act=softmax"]
+    argv = ["calc", "--input", "32x32x1", "--json"]
+    for text in texts:
+        argv += ["--layer", text]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    model = to_keras((32, 32, 1), [parse_layer(t) for t in texts])
+    assert result["total_params"] == model.count_params()
+    assert [layer["params"] for layer in result["layers"]] == \
+        [layer.count_params() for layer in model.layers[1:]]
+    assert [layer["output_shape"] for layer in result["layers"]] == \
+        [list(layer.output.shape[1:]) for layer in model.layers[1:]]

@@ -1,0 +1,113 @@
+"""`python -m cnnlab calc`: the issue's command, the JSON schema, the table, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cnnlab.__main__ import main
+from tests.apptest import ROOT
+
+EXERCISE = ["calc", "--input", "200x300x3", "--layer", "conv:100:3:2:same", "--layer",
+            "conv:200:3:2:same", "--layer", "conv:400:3:2:same", "--batch", "50"]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_issue_command_prints_the_json_object():
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", *EXERCISE, "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert [(layer["kind"], layer["output_shape"], layer["params"])
+            for layer in result["layers"]] == [("conv", [100, 150, 100], 2_800),
+                                               ("conv", [50, 75, 200], 180_200),
+                                               ("conv", [25, 38, 400], 720_400)]
+    assert result["total_params"] == 903_400
+    memory = result["memory"]
+    assert memory["params_bytes"] == 3_613_600
+    assert memory["inference_bytes"] == 12_613_600  # about 12.6 MB
+    assert memory["before_gradients_bytes"] == 565_613_600  # about 566 MB
+    # Adam: + gradients + 2 slots per parameter
+    assert memory["training_bytes"] == 565_613_600 + 3 * 3_613_600
+    assert sum(memory["training_terms"].values()) == memory["training_bytes"]
+
+
+def test_options_change_the_memory(capsys):
+    def training(*extra: str) -> int:
+        code, out, _ = run_cli(capsys, *EXERCISE, "--json", *extra)
+        assert code == 0
+        return json.loads(out)["memory"]["training_bytes"]
+
+    adam, sgd = training(), training("--optimizer", "sgd")
+    assert adam - sgd == 2 * 3_613_600
+    assert training("--optimizer", "momentum") - sgd == 3_613_600
+    assert training("--dtype", "mixed_float16") == adam - 263_000_000
+    assert training("--accum", "2") < adam
+    code, out, _ = run_cli(capsys, *EXERCISE, "--json", "--gpu", "0.3")
+    assert json.loads(out)["memory"]["max_batch"] == 25
+
+
+def test_readable_table(capsys):
+    code, out, err = run_cli(capsys, *EXERCISE, "--gpu", "16")
+    assert code == 0 and err == ""
+    assert "conv3" in out and "25x38x400" in out and "720,400" in out
+    assert "903,400" in out
+    assert "predict one instance: 12.61 MB" in out
+    assert "largest batch that fits 16 GB" in out
+
+
+def test_preset_and_grammar_extensions(capsys):
+    code, out, _ = run_cli(capsys, "calc", "--preset", "VGG16", "--json")
+    assert code == 0
+    assert json.loads(out)["total_params"] == 138_357_544
+    code, out, _ = run_cli(capsys, "calc", "--input", "8x8x4", "--layer", "conv:4:1:name=a",
+                           "--layer", "conv:4:3:1:same", "--layer", "add:in=a,conv1",
+                           "--layer", "globalavgpool", "--layer", "dense:2:act=softmax",
+                           "--json")
+    assert code == 0
+    layers = json.loads(out)["layers"]
+    assert [layer["kind"] for layer in layers] == ["conv", "conv", "add", "globalavgpool",
+                                                    "dense"]
+    assert layers[2]["inputs"] == ["a", "conv1"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--input", "5x5x3", "--layer", "conv:10:7"],
+     "calc: layer 1 (conv1): kernel 7x7 is larger than its 5x5 VALID input"),
+    (["--input", "5x5x3", "--layer", "conv:10:3:0"],
+     "calc: --layer 1 (conv:10:3:0): stride must be N or NxM of positive integers, got '0'"),
+    (["--input", "5x5x3", "--layer", "conv:-1:3"],
+     "calc: --layer 1 (conv:-1:3): filters must be a positive integer, got '-1'"),
+    (["--input", "5x5x3", "--layer", "wobble:3"], "calc: --layer 1 (wobble:3): unknown layer"),
+    (["--input", "5x5xq", "--layer", "flatten"], "calc: input '5x5xq': every size must be"),
+    (["--layer", "flatten"], "calc: --input: required"),
+    (["--input", "5x5x3"], "calc: --layer: give at least one layer"),
+    (["--input", "5x5x3", "--layer", "flatten", "--batch", "0"], "calc: --batch: must be"),
+    (["--input", "5x5x3", "--layer", "flatten", "--dtype", "int8"], "calc: --dtype: must be"),
+    (["--input", "5x5x3", "--layer", "flatten", "--optimizer", "lion"],
+     "calc: --optimizer: must be"),
+    (["--input", "5x5x3", "--layer", "flatten", "--gpu", "lots"], "calc: --gpu: must be"),
+    (["--preset", "ZFNet"], "calc: --preset: unknown preset 'ZFNet'"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, argv, message):
+    code, out, err = run_cli(capsys, "calc", *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith(message), err
+
+
+def test_bad_layer_in_a_real_process_has_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", "calc", "--input", "28x28x1",
+                           "--layer", "conv:32:3", "--layer", "dense:x"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == ("calc: --layer 2 (dense:x): units must be a positive integer, "
+                           "got 'x'\n")
