@@ -1,0 +1,137 @@
+"""`python -m cnnlab train`: train the seed's MNIST CNN (or the dense preset) from a terminal.
+
+With --json, stdout carries one JSON object per epoch and, last, one with the test
+accuracy, the throughput and the data source. It uses the same job runner as the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+ARCHITECTURES = ("cnn", "dense")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+
+def _pair(text: str) -> tuple[int, int]:
+    parts = text.replace("x", ",").split(",")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected two integers like 32,64, got {text!r}")
+    try:
+        return int(parts[0]), int(parts[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two integers like 32,64, got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"),
+                        help="mnist (Keras download, else the offline 5,000-digit sample) or "
+                             "fashion_mnist (Keras download, else Debian's IDX files)")
+    parser.add_argument("--arch", default="cnn", choices=ARCHITECTURES,
+                        help="cnn: the seed's network; dense: a dense net of similar size")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.001, help="learning rate")
+    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    parser.add_argument("--filters", type=_pair, default=(32, 64), help="conv filters, e.g. 32,64")
+    parser.add_argument("--kernels", type=_pair, default=(3, 3), help="conv kernel sides, e.g. 3,3")
+    parser.add_argument("--dense-units", type=int, default=128)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
+    parser.add_argument("--offline", action="store_true",
+                        help="do not try the Keras download (same as CNNLAB_OFFLINE=1)")
+    parser.add_argument("--save", metavar="PATH.keras", help="save the trained model here")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.datasets import DatasetUnavailable, load_dataset
+    from cnnlab.training import ConfigError, TrainConfig
+
+    if args.save and not args.save.endswith(".keras"):
+        return _fail(f"--save: the file name must end in .keras, got {args.save!r}")
+    if args.save and not os.path.isdir(os.path.dirname(os.path.abspath(args.save))):
+        return _fail(f"--save: no such directory: {os.path.dirname(args.save)}")
+    try:
+        config = TrainConfig(
+            dataset=args.dataset, architecture=args.arch, filters=tuple(args.filters),
+            kernels=tuple(args.kernels), dense_units=args.dense_units, dropout=args.dropout,
+            batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.lr,
+            optimizer=args.optimizer, seed=args.seed, mixed_precision=args.mixed_precision,
+        ).validate()
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
+        dataset = load_dataset(config.dataset, allow_download=False if args.offline else None)
+    except DatasetUnavailable as exc:
+        return _fail(str(exc))
+    return _train(config, dataset, args)
+
+
+def _train(config, dataset, args: argparse.Namespace) -> int:
+    from cnnlab.jobs import JobManager
+    from cnnlab.training import job_for, model_bytes
+
+    def emit(obj: dict, text: str) -> None:
+        print(json.dumps(obj) if args.json else text, flush=True)
+
+    if not args.json:
+        print(f"{config.label()}\ndata: {dataset.describe()}", flush=True)
+    manager = JobManager(max_concurrent=1)
+    job = manager.submit("cli", job_for(config, dataset))
+    printed = 0
+    t0 = time.monotonic()
+    try:
+        while True:
+            finished = job.wait(0.25)
+            snap = job.snapshot()
+            for entry in snap.epochs_log[printed:]:
+                obj = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in entry.items()}
+                obj["epochs"] = snap.epochs
+                obj["images_per_second"] = round(snap.images_per_second or 0.0, 1)
+                emit(obj, f"epoch {entry['epoch']}/{snap.epochs}: loss {entry.get('loss', 0):.4f} "
+                          f"accuracy {entry.get('accuracy', 0):.4f} val_loss "
+                          f"{entry.get('val_loss', 0):.4f} val_accuracy "
+                          f"{entry.get('val_accuracy', 0):.4f}")
+            printed = len(snap.epochs_log)
+            if finished:
+                break
+    except KeyboardInterrupt:
+        job.stop()
+        job.wait()
+        snap = job.snapshot()
+    if snap.state == "failed":
+        return _fail(snap.error or "training failed")
+    result: dict = {"final": True, "state": snap.state, "config": config.as_dict(),
+                    **snap.info, "epochs_completed": len(snap.epochs_log),
+                    "images_per_second": round(snap.images_per_second or 0.0, 1),
+                    "train_seconds": round(snap.elapsed_s, 2),
+                    "total_seconds": round(time.monotonic() - t0, 2)}
+    if snap.state == "done":
+        result.update(snap.result)
+    else:   # stopped by Ctrl-C: the partly trained model is still tested
+        from cnnlab.training import analyze_test
+
+        result["test_accuracy"] = analyze_test(job.model, dataset).accuracy
+    if args.save:
+        try:
+            with open(args.save, "wb") as f:
+                f.write(model_bytes(job.model))
+        except OSError as exc:
+            return _fail(f"--save: {exc.strerror or exc}: {args.save}")
+        result["saved"] = args.save
+    emit(result, f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']:,} "
+                 f"images; {result['images_per_second']:,.0f} images/s; "
+                 f"{result['train_seconds']:.1f} s training; data: {snap.info.get('source')}")
+    return 0

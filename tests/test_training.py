@@ -1,0 +1,175 @@
+"""The seed's network, its calculator twin, and the after-training views, Keras as oracle."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from scipy.signal import correlate2d
+
+from cnnlab.calc import analyze
+from cnnlab.datasets import mnist_sample
+from cnnlab.training import (
+    ConfigError,
+    TrainConfig,
+    activation_maps,
+    build_model,
+    confusion_matrix,
+    dense_preset,
+    first_layer_filters,
+    load_model_bytes,
+    model_bytes,
+    predict_one,
+    preprocess_digit,
+    smooth,
+    worst_mistakes,
+)
+
+
+def test_default_is_the_seed_network_exactly():
+    config = TrainConfig()
+    assert (config.batch_size, config.epochs, config.optimizer) == (64, 10, "adam")
+    model = build_model(config)
+    kinds = [(type(layer).__name__, layer.get_config()) for layer in model.layers]
+    assert [k for k, _ in kinds] == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D",
+                                     "Flatten", "Dense", "Dense"]
+    conv1, pool1, conv2, pool2, _, dense, out = (c for _, c in kinds)
+    assert (conv1["filters"], conv1["kernel_size"], conv1["activation"]) == (32, (3, 3), "relu")
+    assert (conv2["filters"], conv2["kernel_size"], conv2["activation"]) == (64, (3, 3), "relu")
+    assert pool1["pool_size"] == pool2["pool_size"] == (2, 2)
+    assert (dense["units"], dense["activation"]) == (128, "relu")
+    assert (out["units"], out["activation"]) == (10, "softmax")
+    assert type(model.optimizer).__name__ == "Adam"
+    assert model.optimizer.learning_rate.numpy() == pytest.approx(0.001)
+    assert model.loss == "categorical_crossentropy"
+    assert model.count_params() == 225_034
+
+
+@pytest.mark.parametrize("config", [
+    TrainConfig(),
+    TrainConfig(filters=(16, 8), kernels=(5, 3), dense_units=64, dropout=0.5),
+    dense_preset(),
+    dense_preset(TrainConfig(dropout=0.2, dense_preset_units=100)),
+], ids=["seed", "edited", "dense", "dense-edited"])
+def test_calculator_spec_matches_keras(config):
+    model = build_model(config)
+    stats = analyze((28, 28, 1), config.layer_specs())
+    assert stats.total_params == model.count_params()
+    keras_shapes = [tuple(layer.output.shape[1:]) for layer in model.layers]
+    assert [s.output_shape for s in stats.layers] == keras_shapes
+
+
+def test_dense_preset_has_a_similar_budget():
+    cnn, dense = build_model(TrainConfig()), build_model(dense_preset())
+    assert [type(layer).__name__ for layer in dense.layers] == ["Flatten", "Dense", "Dense"]
+    assert abs(dense.count_params() - cnn.count_params()) / cnn.count_params() < 0.01
+
+
+def test_memory_estimate_follows_the_options():
+    base = TrainConfig().stats()
+    half = TrainConfig(mixed_precision=True).stats()
+    assert half.memory.activations_bytes * 2 == base.memory.activations_bytes
+    assert TrainConfig(batch_size=128).stats().memory.activations_bytes == \
+        2 * base.memory.activations_bytes
+    assert TrainConfig(optimizer="sgd").stats().memory.optimizer_bytes == 0
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"kernels": (13, 13)}, "conv 2: a 13x13 kernel leaves no room"),
+    ({"filters": (0, 64)}, "conv 1: filters must be 1..512"),
+    ({"dropout": 1.0}, "dropout: must be in"),
+    ({"batch_size": 0}, "batch size: must be an integer"),
+    ({"learning_rate": 0.0}, "learning rate"),
+    ({"optimizer": "adagrad"}, "optimizer: choose one of"),
+    ({"dataset": "cifar10"}, "dataset: choose one of"),
+])
+def test_bad_configs_give_one_line(kwargs, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        TrainConfig(**kwargs).validate()
+    assert "\n" not in str(err.value)
+
+
+def test_mixed_precision_is_set_in_the_thread_that_builds():
+    import keras
+
+    seen = {}
+
+    def worker():
+        keras.config.set_dtype_policy("mixed_float16")
+        model = build_model(TrainConfig(mixed_precision=True))
+        seen["conv"] = model.layers[0].compute_dtype
+        seen["out"] = model.layers[-1].compute_dtype
+        seen["optimizer"] = type(model.optimizer).__name__
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == {"conv": "float16", "out": "float32", "optimizer": "LossScaleOptimizer"}
+    assert keras.config.dtype_policy().name == "float32"   # this thread is untouched
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(TrainConfig(filters=(4, 8), dense_units=16))
+
+
+def test_filters_and_activation_maps_are_the_convolution(model):
+    image = mnist_sample().x_test[0].astype(np.float32) / 255.0
+    filters = first_layer_filters(model)
+    assert filters.shape == (4, 3, 3)
+    maps = activation_maps(model, image[..., None])
+    assert [(name, m.shape) for name, m in maps] == [("conv1", (26, 26, 4)), ("conv2", (11, 11, 8))]
+    bias = model.layers[0].get_weights()[1]
+    for f in range(4):
+        expected = np.maximum(correlate2d(image, filters[f], mode="valid") + bias[f], 0)
+        np.testing.assert_allclose(maps[0][1][..., f], expected, atol=1e-5)
+
+
+def test_confusion_matrix_and_worst_mistakes():
+    y_true = np.array([0, 0, 1, 2, 2, 2])
+    y_pred = np.array([0, 1, 1, 2, 0, 2])
+    counts = confusion_matrix(y_true, y_pred, 3)
+    assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    probs = np.full((6, 3), 0.1, np.float32)
+    probs[np.arange(6), y_pred] = [0.8, 0.6, 0.8, 0.8, 0.95, 0.8]
+    mistakes = worst_mistakes(probs, y_true, k=5)
+    assert [(m.index, m.true, m.predicted) for m in mistakes] == [(4, 2, 0), (1, 0, 1)]
+    assert mistakes[0].confidence == pytest.approx(0.95)
+
+
+def test_preprocessing_a_photo_of_a_digit_recovers_mnist():
+    # A real MNIST digit, printed dark on white paper at 10x: the preprocessing must give
+    # back (nearly) the MNIST image, since MNIST was made by this very procedure.
+    digit = mnist_sample().x_test[3]
+    paper = Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BICUBIC)
+    steps = preprocess_digit(paper.convert("RGB"))
+    assert steps.inverted and not steps.empty
+    assert max(steps.fitted.shape) == 20
+    assert steps.x.shape == (28, 28, 1) and steps.x.dtype == np.float32
+    corr = np.corrcoef(steps.centered.ravel(), digit.ravel())[0, 1]
+    assert corr > 0.9
+
+
+def test_preprocessing_a_canvas_drawing():
+    canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(canvas).line([(140, 40), (140, 240)], fill=(255, 255, 255, 255), width=20)
+    steps = preprocess_digit(np.asarray(canvas))
+    assert not steps.inverted
+    ys, xs = np.nonzero(steps.centered)
+    assert ys.max() - ys.min() + 1 == 20            # the long side is 20 pixels
+    assert abs(xs.mean() - 14) < 1.5                 # centred by mass
+    assert preprocess_digit(np.zeros((100, 100, 4), np.uint8)).empty
+
+
+def test_model_download_round_trip(model):
+    x = mnist_sample().x_test[:1].astype(np.float32)[..., None] / 255.0
+    restored = load_model_bytes(model_bytes(model))
+    np.testing.assert_allclose(predict_one(restored, x[0]), predict_one(model, x[0]), atol=1e-6)
+
+
+def test_smoothing():
+    assert np.allclose(smooth([2.0] * 5), 2.0)
+    noisy = np.array([1.0, 0.0] * 50)
+    assert smooth(noisy)[-10:].std() < noisy[-10:].std() / 3
