@@ -1,0 +1,69 @@
+"""Grad-CAM on Inception v3's mixed10, checked against a closed form computed with Keras.
+
+Inception v3's head is global average pooling then a Dense layer, so the gradient of
+logit c with respect to A^k_ij is W[k, c] / 64 everywhere: Grad-CAM must equal
+ReLU(A @ W[:, c]) normalised (Zhou et al.'s CAM). The maps A come from Keras' own
+predict on a sub-model, the weights W from the layer: an independent oracle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnlab import gradcam, images, inception
+from tests.inception_fixtures import inception_weights  # noqa: F401 (fixture)
+
+
+@pytest.fixture(scope="module")
+def model(inception_weights):  # noqa: F811
+    return inception.load_inception(weights=str(inception_weights))
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return images.inception_input(images.sample_photo("chelsea"))
+
+
+def cam_oracle(model, x, class_index):
+    import keras
+
+    maps = keras.Model(model.input, model.get_layer("mixed10").output).predict(x[None], verbose=0)[0]
+    kernel = model.get_layer("predictions").get_weights()[0]
+    cam = np.maximum(maps @ kernel[:, class_index], 0.0)
+    return cam / cam.max()
+
+
+def test_grad_cam_top_class_equals_cam_closed_form(model, cat):
+    result = gradcam.grad_cam(model, cat)
+    probs = model.predict(cat[None], verbose=0)[0]
+    assert result.class_index == int(probs.argmax())
+    assert result.layer == "mixed10" and result.heatmap.shape == (8, 8)
+    assert result.heatmap.min() >= 0 and result.heatmap.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(result.heatmap, cam_oracle(model, cat, result.class_index), atol=1e-4)
+
+
+def test_grad_cam_for_a_chosen_class_differs_and_matches(model, cat):
+    probs = model.predict(cat[None], verbose=0)[0]
+    chosen = int(probs.argsort()[-2])  # the runner-up: the class picker's typical choice
+    result = gradcam.grad_cam(model, cat, class_index=chosen)
+    assert result.class_index == chosen
+    np.testing.assert_allclose(result.heatmap, cam_oracle(model, cat, chosen), atol=1e-4)
+    top = gradcam.grad_cam(model, cat)
+    assert not np.allclose(result.heatmap, top.heatmap)  # a different class, a different map
+    with pytest.raises(ValueError, match="class_index"):
+        gradcam.grad_cam(model, cat, class_index=1000)
+
+
+def test_overlay_is_the_view_with_the_map_on_it(model, cat):
+    view = images.network_view(images.sample_photo("chelsea"))
+    heat = np.zeros((8, 8), np.float32)
+    heat[0, 0] = 1.0
+    blended = np.asarray(gradcam.overlay(view, heat, alpha=0.5), dtype=int)
+    assert blended.shape == (299, 299, 3)
+    # Top-left is pushed towards red (hot), bottom-right towards blue (cold).
+    base = np.asarray(view, dtype=int)
+    assert blended[2, 2, 0] - blended[2, 2, 2] > base[2, 2, 0] - base[2, 2, 2]
+    assert blended[296, 296, 2] - blended[296, 296, 0] > base[296, 296, 2] - base[296, 296, 0]
+    np.testing.assert_array_equal(gradcam.colorize(np.array([0.0, 1.0]))[[0, 1]],
+                                  [[0, 0, 128], [128, 0, 0]])
