@@ -272,7 +272,10 @@ def _resnet_paper(depth: int) -> Paper:
     single = _RESNET_SINGLE.get(depth)
     return Paper(
         2015, "He, Zhang, Ren, Sun, Deep residual learning for image recognition",
-        3.57, "ILSVRC-2015 test, ensemble of 6 models of different depth (2 of them ResNet-152)",
+        # The winning entry was an ensemble; the paper attributes it to ResNet-152 (Table 5).
+        3.57 if depth == 152 else None,
+        ("ILSVRC-2015 test, ensemble of 6 models of different depth (2 of them ResNet-152)"
+         if depth == 152 else "the ILSVRC-2015 entry was an ensemble led by ResNet-152"),
         single,
         (f"ResNet-{depth}, 10 crops, ILSVRC-2012 validation (paper Table 3)" if single else
          "the paper gives ResNet-18 only a top-1 error (27.88%, Table 2)"),
