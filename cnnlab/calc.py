@@ -592,16 +592,21 @@ _KEYS: dict[str, tuple[str, ...]] = {
 
 
 def _text_int(value: object, what: str, where: str, *, low: int = 1) -> int:
+    """An integer >= low from 3, 3.0, '3' or a numpy integer; SpecError otherwise."""
     text = str(value).strip()
-    number: object = value
-    if isinstance(value, str):
+    number: int | None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        number = int(value) if value.is_integer() else None
+    else:
         try:
             number = int(text)
         except ValueError:
             number = None
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    if not _is_int(number) or number < low:
+    if number is None or number < low:
         kind = "a positive" if low == 1 else "a non-negative"
         raise SpecError(f"{where}: {what} must be {kind} integer, got {text!r}")
     return int(number)
@@ -648,7 +653,8 @@ def _text_bool(value: object, what: str, where: str) -> bool:
 def _blank(value: object) -> bool:
     """None, '' and NaN (an empty table cell) mean "not given"."""
     return value is None or (isinstance(value, float) and value != value) \
-        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, str) and not value.strip()) \
+        or type(value).__name__ == "NAType"  # pandas' missing value, without importing pandas
 
 
 def build_layer(kind: str, fields: Mapping[str, object], where: str = "layer") -> LayerSpec:
@@ -897,6 +903,51 @@ def rows_to_layers(rows: Iterable[Mapping[str, object]]) -> list[LayerSpec]:
                 fields[key.strip().lower()] = value
         layers.append(build_layer(kind, fields, where))
     return layers
+
+
+# ----------------------------------------------------------------------------- display
+
+MEMORY_ASSUMPTIONS: tuple[str, ...] = (
+    "Sizes are decimal, as in the seed exercise: 1 MB = 10^6 bytes, 1 GB = 10^9 bytes.",
+    "Parameters, gradients and optimizer slots are float32 (4 bytes) in both dtypes: "
+    "mixed precision keeps 32-bit master weights and only stores activations in 16 bits.",
+    "Input images are fed as float32 (4 bytes per value).",
+    "Predicting one instance keeps a layer's inputs, its output and any earlier output a "
+    "later layer still reads (a skip connection); for a plain stack that is the largest pair "
+    "of consecutive activations. Add the parameters.",
+    "Training one batch keeps every layer's output for backprop (x batch), the input batch, "
+    "the parameters, one gradient per trainable parameter and the optimizer's slots per "
+    "trainable parameter: SGD 0, momentum 1, Adam 2.",
+    "Gradient accumulation over k steps runs micro-batches of ceil(batch / k): activations "
+    "and input shrink with the micro-batch; one accumulator buffer per trainable parameter "
+    "is added (Keras' gradient_accumulation_steps).",
+    "MACs count conv and dense multiply-accumulates for one instance; FLOPs = 2 x MACs. "
+    "Bias additions, pooling, normalisation and activations are not counted.",
+    "Not included: the framework itself (CUDA context, cuDNN workspaces, allocator "
+    "fragmentation), which can add hundreds of MB on a real GPU.",
+)
+
+
+def format_bytes(n: float | None) -> str:
+    """'12.61 MB' below 1 GB, else '2.27 GB' (decimal units)."""
+    if n is None:
+        return "-"
+    if abs(n) >= GB:
+        return f"{n / GB:,.2f} GB"
+    return f"{n / MB:,.2f} MB"
+
+
+def stats_rows(stats: ModelStats) -> list[dict[str, object]]:
+    """One row per layer for the page's table."""
+    act = DTYPES[stats.memory.dtype]
+    return [{
+        "#": i, "layer": layer.name, "kind": layer.kind, "inputs": ", ".join(layer.inputs),
+        "output": " x ".join(map(str, layer.output_shape)), "params": layer.params,
+        "trainable": layer.trainable_params, "non-trainable": layer.non_trainable_params,
+        "MACs": layer.macs, "activation MB": layer.activation_elems * act / MB,
+        "receptive field": ("whole input" if layer.receptive_field is None
+                            else _pair_text(layer.receptive_field_hw)),  # type: ignore[arg-type]
+    } for i, layer in enumerate(stats.layers, start=1)]
 
 
 # ----------------------------------------------------------------------------- make it fit

@@ -48,8 +48,8 @@ def memory_vs_batch_figure(stats: ModelStats, gpu_bytes: float) -> go.Figure:
     if batches[-1] != top:
         batches.append(top)
     fig = go.Figure()
-    for dtype, dash in ((stats.memory.dtype, "solid"),
-                        *(((d, "dot"),) for d in DTYPES if d != stats.memory.dtype)):
+    others = [(d, "dot") for d in DTYPES if d != stats.memory.dtype]
+    for dtype, dash in [(stats.memory.dtype, "solid"), *others]:
         at = stats.at(dtype=dtype, accum_steps=1)
         fig.add_trace(go.Scatter(
             x=batches, y=[at.at(batch=b).training_bytes / GB for b in batches], mode="lines",

@@ -208,3 +208,27 @@ def from_query(query: Mapping[str, str | Sequence[str]]) -> CalcConfig:
     unchanged = preset is not None and layers == base.layers and input_shape == base.input_shape
     return CalcConfig(input_shape, layers, batch, dtype, optimizer, gpu_gb, accum,
                       preset if unchanged else None)
+
+
+def match_preset(input_shape: Sequence[int], layers: Sequence[LayerSpec]) -> str | None:
+    """The name of the preset that is exactly this network, if any."""
+    for name, (shape, preset_layers) in PRESETS.items():
+        if tuple(input_shape) == shape and list(layers) == preset_layers:
+            return name
+    return None
+
+
+def cli_command(config: CalcConfig) -> str:
+    """The `python -m cnnlab calc` command line that prints the same numbers."""
+    parts = ["python -m cnnlab calc", f"--input {'x'.join(map(str, config.input_shape))}"]
+    parts += [f"--layer '{format_layer(spec)}'" if any(c in format_layer(spec) for c in " ,")
+              else f"--layer {format_layer(spec)}" for spec in config.layers]
+    parts.append(f"--batch {config.batch}")
+    if config.dtype != "float32":
+        parts.append(f"--dtype {config.dtype}")
+    if config.optimizer != "adam":
+        parts.append(f"--optimizer {config.optimizer}")
+    if config.accum_steps != 1:
+        parts.append(f"--accum {config.accum_steps}")
+    parts.append(f"--gpu {config.gpu_gb:g}")
+    return " \\\n    ".join(parts)
