@@ -32,7 +32,9 @@ def overview_figure(rows: list[dict]) -> go.Figure:
     rated = [r for r in rows if r["top-5 error % (1 model)"] is not None]
     fig.add_trace(go.Scatter(
         x=[r["parameters"] for r in rated], y=[r["top-5 error % (1 model)"] for r in rated],
-        mode="markers+text", text=[r["network"] for r in rated], textposition="top center",
+        mode="markers+text", text=[r["network"] for r in rated],
+        # alternate label sides: the ResNets sit close together
+        textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(len(rated))],
         marker={"size": [8 + 6 * math.sqrt(r["GFLOPs"]) for r in rated], "color": "#4c78a8",
                 "opacity": 0.8},
         name="1 model, 10 crops (ILSVRC-2012 val)",
@@ -141,7 +143,9 @@ def block_diagram(net: Network, selected_stage: str | None = None, per_row: int 
             shapes.append({"type": "path", "path": path,
                            "line": {"color": PROJECTION if projection else IDENTITY, "width": 2,
                                     "dash": "dash" if projection else "solid"}})
-        annotations.append({"x": x, "y": y, "text": f"<b>{b.label}</b>", "showarrow": False,
+        annotations.append({"x": x, "y": y, "showarrow": False,
+                            "text": f"<b>{b.label}</b><br><span style='font-size:8px'>"
+                                    f"{_shape(b.output_shape)}</span>",
                             "font": {"size": 10 if len(b.label) < 6 else 8, "color": "white"}})
     for stage, y in stage_rows.items():
         annotations.append({"x": -0.75, "y": y, "text": stage, "showarrow": False,
@@ -188,19 +192,29 @@ def block_diagram(net: Network, selected_stage: str | None = None, per_row: int 
 
 
 def heatmaps(images: list, titles: list[str], colorscale: str = "Viridis",
-             shared_scale: bool = False, height: int = 260) -> go.Figure:
-    """Side-by-side images (2-D arrays) for the experiments, one colour bar per figure."""
+             scale: str = "each", height: int = 260) -> go.Figure:
+    """Side-by-side images (2-D arrays) for the experiments.
+
+    scale="each": every image has its own colour bar; "shared": one range and bar for all;
+    "none": no bar (pictures whose values mean nothing by themselves, like random responses).
+    """
     import numpy as np
 
-    fig = make_subplots(rows=1, cols=len(images), subplot_titles=titles,
-                        horizontal_spacing=0.03)
-    lo = min(float(np.min(a)) for a in images) if shared_scale else None
-    hi = max(float(np.max(a)) for a in images) if shared_scale else None
+    n = len(images)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=titles,
+                        horizontal_spacing=0.06 if scale == "each" else 0.02)
+    lo = min(float(np.min(a)) for a in images) if scale == "shared" else None
+    hi = max(float(np.max(a)) for a in images) if scale == "shared" else None
     for i, image in enumerate(images, start=1):
+        axis = "" if i == 1 else str(i)
+        domain = fig.layout[f"xaxis{axis}"].domain
+        colorbar = {"x": domain[1] + 0.003, "thickness": 8, "len": 0.8, "xanchor": "left",
+                    "tickfont": {"size": 9}}
+        show = scale == "each" or (scale == "shared" and i == n)
         fig.add_trace(go.Heatmap(z=np.asarray(image)[::-1], colorscale=colorscale, zmin=lo,
-                                 zmax=hi, showscale=i == len(images)), row=1, col=i)
+                                 zmax=hi, showscale=show, colorbar=colorbar), row=1, col=i)
         fig.update_xaxes(visible=False, row=1, col=i)
-        fig.update_yaxes(visible=False, scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
+        fig.update_yaxes(visible=False, scaleanchor=f"x{axis}", row=1, col=i)
     fig.update_layout(height=height, margin={"l": 5, "r": 5, "t": 30, "b": 5})
     return fig
 

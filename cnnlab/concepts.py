@@ -81,20 +81,25 @@ def orientation_labels(orientations: int = 8) -> list[str]:
 def feature_maps(photo: np.ndarray, orientations: int = 8) -> np.ndarray:
     """ReLU(conv(photo, Gabor bank)): real feature maps, float32 (H, W, orientations).
 
-    Computed by a Keras Conv2D layer whose kernel is the Gabor bank (SAME padding, stride 1).
+    Computed by a Keras Conv2D layer whose kernel is the Gabor bank (stride 1, mirrored
+    borders, so the maps keep the photo's size).
     """
     import keras
 
     bank = gabor_bank(orientations)
-    layer = keras.layers.Conv2D(orientations, bank.shape[:2], padding="same",
+    half = bank.shape[0] // 2
+    # Mirror the borders instead of zero padding, which would draw a false edge round the photo.
+    padded = np.pad(photo, ((half, half), (half, half), (0, 0)), mode="reflect")
+    layer = keras.layers.Conv2D(orientations, bank.shape[:2], padding="valid",
                                 activation="relu", use_bias=False)
-    layer.build((None, *photo.shape))
+    layer.build((None, *padded.shape))
     layer.set_weights([bank])
     # Gabor responses of a [0, 255] photo are in the tens: scale so the strongest is ~255,
     # the range of AlexNet's early activations that its LRN constants were chosen for.
-    out = np.asarray(layer(photo[None].astype(np.float32)))[0]
+    out = np.asarray(layer(padded[None].astype(np.float32)))[0]
     peak = float(out.max())
-    return (out * (255.0 / peak) if peak > 0 else out).astype(np.float32)
+    # (a flat photo has only rounding noise, ~1e-5: leave it at zero rather than amplify it)
+    return (out * (255.0 / peak) if peak > 1e-2 else np.zeros_like(out)).astype(np.float32)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

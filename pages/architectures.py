@@ -91,9 +91,9 @@ else:
              f"{inc_with.total_params - inc_naive.total_params:,} vs naive", delta_color="inverse")
     b.metric("GFLOPs with bottlenecks", f"{inc_with.flops / 1e9:.3f}",
              f"naive: {inc_naive.flops / 1e9:.3f} ({inc_naive.flops / max(inc_with.flops, 1):.1f}x)",
-             delta_color="off")
+             delta_color="off", delta_arrow="off")
     c.metric("Output shape", " x ".join(map(str, inc_with.output_shape)),
-             f"naive: {' x '.join(map(str, inc_naive.output_shape))}", delta_color="off")
+             f"naive: {' x '.join(map(str, inc_naive.output_shape))}", delta_color="off", delta_arrow="off")
     with st.expander("Layers of both modules"):
         for label, stats in (("with bottlenecks", inc_with), ("naive", inc_naive)):
             st.markdown(f"**{label}**")
@@ -125,7 +125,7 @@ else:
     b.metric("Parameters", f"{res.total_params:,}")
     c.metric("GFLOPs", f"{res.flops / 1e9:.3f}")
     d.metric("Shortcut", "projection" if shortcut else "identity",
-             f"{sum(s.params for s in shortcut):,} parameters", delta_color="off")
+             f"{sum(s.params for s in shortcut):,} parameters", delta_color="off", delta_arrow="off")
     st.dataframe([{"layer": s.name, "kind": s.kind,
                    "output shape": " x ".join(map(str, s.output_shape)), "parameters": s.params,
                    "M mult-adds": round(s.macs / 1e6, 2)} for s in res.layers],
@@ -201,12 +201,13 @@ if photo is not None:
             r = concepts.shift_experiment(photo_pixels(photo, photo_key, 56), dy, dx)
         a, b = st.columns(2)
         a.metric("Conv: response moves with the image", f"r = {r.conv_equivariance:.3f}",
-                 f"{r.conv_params:,} parameters (one 5x5 filter + bias)", delta_color="off")
+                 f"{r.conv_params:,} parameters (one 5x5 filter + bias)", delta_color="off", delta_arrow="off")
         b.metric("Dense: response moves with the image", f"r = {r.dense_equivariance:.3f}",
-                 f"{r.dense_params:,} parameters (40x40 in, 40x40 out)", delta_color="off")
+                 f"{r.dense_params:,} parameters (40x40 in, 40x40 out)", delta_color="off", delta_arrow="off")
         st.plotly_chart(arch_charts.heatmaps(
             [r.image, r.shifted, r.conv_map, r.conv_map_shifted, r.dense_map, r.dense_map_shifted],
-            ["photo", "moved", "conv", "conv, moved", "dense", "dense, moved"], "Greys_r"),
+            ["photo", "moved", "conv", "conv, moved", "dense", "dense, moved"], "Greys_r",
+            scale="none"),
             width="stretch", key="exp1_maps")
         st.caption("r: correlation between the response to the moved photo and the original "
                    "response moved by the same amount (away from the borders). 1.000 means the "
@@ -232,10 +233,10 @@ if photo is not None:
             r = concepts.pool_vs_strided_conv(maps, kernel, stride, c_out)
         a, b = st.columns(2)
         a.metric("MaxPooling2D parameters", f"{r.pool_params:,}",
-                 f"output {' x '.join(map(str, r.pooled.shape))}", delta_color="off")
+                 f"output {' x '.join(map(str, r.pooled.shape))}", delta_color="off", delta_arrow="off")
         b.metric("Conv2D (stride) parameters", f"{r.conv_params:,}",
                  f"{r.conv_formula}; output {' x '.join(map(str, r.strided.shape))}",
-                 delta_color="off")
+                 delta_color="off", delta_arrow="off")
         st.plotly_chart(arch_charts.heatmaps(
             [maps[..., channel], r.pooled[..., channel], r.strided[..., min(channel, c_out - 1)]],
             [f"feature map ({names[channel]})", f"max pool {kernel}x{kernel} /{stride}",
