@@ -71,3 +71,13 @@ def inception_weights() -> Path:
 def inception_notop_weights() -> Path:
     """A weights file for InceptionV3 without its top (random, seeded)."""
     return make_weights_file(include_top=False)
+
+
+@pytest.fixture(scope="session")
+def inception_classifier(inception_weights):
+    """One `cnnlab.inception.Classifier` on the test weights, loaded once per session."""
+    from cnnlab import inception
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(inception.ENV_WEIGHTS, str(inception_weights))
+        return inception.load_classifier()

@@ -14,7 +14,7 @@ import pytest
 
 from cnnlab import images, inception
 from cnnlab.inception import WeightsUnavailable, weights_status
-from tests.inception_fixtures import inception_weights  # noqa: F401 (fixture)
+from tests.inception_fixtures import inception_classifier, inception_weights  # noqa: F401
 
 
 @pytest.fixture
@@ -26,11 +26,9 @@ def no_weights(monkeypatch, tmp_path):
     return tmp_path / "keras_home"
 
 
-@pytest.fixture(scope="module")
-def classifier(inception_weights):  # noqa: F811
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(inception.ENV_WEIGHTS, str(inception_weights))
-        yield inception.load_classifier()
+@pytest.fixture
+def classifier(inception_classifier):  # noqa: F811
+    return inception_classifier
 
 
 # ---------------------------------------------------------------- labels
