@@ -20,6 +20,7 @@ KIND_COLOURS = {
 }
 BRANCH_COLOURS = {"1x1": "#4c78a8", "3x3": "#f58518", "5x5": "#e45756", "pool": "#72b7b2"}
 PROJECTION = "#e45756"
+LABEL_SIDES = {"ResNet-50": "bottom center", "ResNet-152": "middle right"}
 IDENTITY = "#2a7f62"
 
 
@@ -33,8 +34,8 @@ def overview_figure(rows: list[dict]) -> go.Figure:
     fig.add_trace(go.Scatter(
         x=[r["parameters"] for r in rated], y=[r["top-5 error % (1 model)"] for r in rated],
         mode="markers+text", text=[r["network"] for r in rated],
-        # alternate label sides: the ResNets sit close together
-        textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(len(rated))],
+        # the ResNets sit close together: some labels go below, ResNet-152's to the right
+        textposition=[LABEL_SIDES.get(r["network"], "top center") for r in rated],
         marker={"size": [8 + 6 * math.sqrt(r["GFLOPs"]) for r in rated], "color": "#4c78a8",
                 "opacity": 0.8},
         name="1 model, 10 crops (ILSVRC-2012 val)",
@@ -57,8 +58,9 @@ def overview_figure(rows: list[dict]) -> go.Figure:
     fig.add_trace(go.Bar(x=names, y=[r["GFLOPs"] for r in rows], name="GFLOPs per image",
                          marker_color="#f58518",
                          hovertemplate="%{x}: %{y:.3f} GFLOPs<extra></extra>"), row=1, col=2)
-    fig.update_xaxes(type="log", title_text="parameters (log)", row=1, col=1)
-    fig.update_yaxes(title_text="top-5 error %", rangemode="tozero", row=1, col=1)
+    fig.update_xaxes(type="log", title_text="parameters (log)", range=[6.6, 8.3], row=1, col=1)
+    top = max([r["top-5 error % (1 model)"] for r in rated] + [1])
+    fig.update_yaxes(title_text="top-5 error %", range=[0, top * 1.15], row=1, col=1)
     fig.update_yaxes(type="log", title_text="M parameters / GFLOPs (log)", row=1, col=2)
     fig.update_layout(height=430, barmode="group", margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"orientation": "h", "y": -0.22})
@@ -70,25 +72,29 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 def _layout(blocks: list[BlockSummary], per_row: int) -> dict[str, tuple[float, float]]:
-    """Box centres: one row per stage (wrapped after `per_row` boxes); aux heads hang below
-    the module they read."""
+    """Box centres: one row per stage (wrapped after `per_row` boxes), rows 1.5 apart; aux
+    heads hang 1.0 below the module they read, and their row gets that much more room."""
     positions: dict[str, tuple[float, float]] = {}
-    row, col, stage = 0, 0, None
+    y, col, stage = 0.0, 0, None
     anchor: tuple[float, float] | None = None
+    has_aux = False
     for b in blocks:
         if b.kind == "aux" and anchor is not None:
-            positions[b.name] = (anchor[0], anchor[1] - 0.55)
+            positions[b.name] = (anchor[0], anchor[1] - AUX_DROP)
+            has_aux = True
             continue
-        if b.stage != stage:
-            if stage is not None:
-                row += 1 if b.kind != "aux" else 0
-            stage, col = b.stage, 0
-        elif col >= per_row:
-            row, col = row + 1, 0
-        positions[b.name] = (col * 1.25, -row * 1.5)
+        if stage is not None and (b.stage != stage or col >= per_row):
+            y -= ROW_STEP + (AUX_DROP if has_aux else 0.0)
+            col, has_aux = 0, False
+        stage = b.stage
+        positions[b.name] = (col * 1.25, y)
         anchor = positions[b.name]
         col += 1
     return positions
+
+
+ROW_STEP = 1.5
+AUX_DROP = 1.0
 
 
 def block_diagram(net: Network, selected_stage: str | None = None, per_row: int = 14) -> go.Figure:
@@ -133,7 +139,8 @@ def block_diagram(net: Network, selected_stage: str | None = None, per_row: int 
                            "y1": y + h / 2, "fillcolor": KIND_COLOURS.get(b.kind, "#999"),
                            "opacity": 0.85, "line": border})
         if b.kind == "aux":
-            shapes.append({"type": "line", "x0": x, "y0": y + h / 2, "x1": x, "y1": y + 0.55 - h / 2,
+            shapes.append({"type": "line", "x0": x, "y0": y + h / 2, "x1": x,
+                           "y1": y + AUX_DROP - h / 2,
                            "line": {"color": "#b08d00", "width": 1.5, "dash": "dot"}})
         if b.shortcut:
             projection = b.shortcut == "projection"
@@ -165,7 +172,8 @@ def block_diagram(net: Network, selected_stage: str | None = None, per_row: int 
         x=[pos[b.name][0] for b in blocks], y=[pos[b.name][1] for b in blocks], mode="markers",
         marker={"size": 28, "opacity": 0}, hovertext=hover, hoverinfo="text", showlegend=False))
     # legend entries for what colours and arcs mean
-    legend = [(k, c) for k, c in KIND_COLOURS.items() if any(b.kind == k for b in blocks)]
+    legend = [(k, c) for k, c in KIND_COLOURS.items()
+              if any(b.kind == k and not b.branches for b in blocks)]
     if any(b.branches for b in blocks):
         legend += [(f"branch {k}", c) for k, c in BRANCH_COLOURS.items()]
     for label, colour in legend:
@@ -178,9 +186,9 @@ def block_diagram(net: Network, selected_stage: str | None = None, per_row: int 
                                  line={"color": PROJECTION, "width": 2, "dash": "dash"}))
     ys = [p[1] for p in pos.values()]
     xs = [p[0] for p in pos.values()]
-    rows = round((max(ys) - min(ys)) / 1.5) + 1
+    rows = (max(ys) - min(ys)) / ROW_STEP + 1
     fig.update_layout(
-        shapes=shapes, annotations=annotations, height=max(260, 110 * rows + 90),
+        shapes=shapes, annotations=annotations, height=max(260, int(110 * rows) + 90),
         xaxis={"visible": False, "range": [-2.6, max(xs) + 1]},
         yaxis={"visible": False, "range": [min(ys) - 1, max(ys) + 1], "scaleanchor": None},
         margin={"l": 10, "r": 10, "t": 30, "b": 10}, plot_bgcolor="white",

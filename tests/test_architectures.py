@@ -221,3 +221,38 @@ def test_specs_and_stats_do_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          timeout=60)
     assert out.stdout.strip() == "False False", out.stderr[-2000:]
+
+
+def test_block_diagram_is_drawn_from_the_spec():
+    from cnnlab import arch_charts
+
+    fig = arch_charts.block_diagram(A.resnet(50), "conv3")
+    arcs = [s for s in fig.layout.shapes if s.type == "path" and s.line.color in
+            (arch_charts.IDENTITY, arch_charts.PROJECTION)]
+    assert len(arcs) == 16  # one shortcut per residual unit
+    assert sum(s.line.dash == "dash" for s in arcs) == 4  # the projections
+    thick = [s for s in fig.layout.shapes if s.type == "rect" and s.line.width == 3]
+    assert len(thick) == 4  # conv3's units are highlighted
+    hover = " ".join(fig.data[0].hovertext)
+    assert "conv4_block1</b> (conv4)<br>output 14x14x1024" in hover
+
+    fig = arch_charts.block_diagram(A.googlenet(), None)
+    x = A.GOOGLENET_MODULES["3a"]
+    stripes = [s for s in fig.layout.shapes if s.type == "rect" and s.fillcolor in
+               arch_charts.BRANCH_COLOURS.values()][:4]
+    widths = [s.x1 - s.x0 for s in stripes]
+    channels = [x[0], x[2], x[4], x[5]]  # 1x1, 3x3, 5x5, pool proj of module 3a
+    assert [round(w / sum(widths), 6) for w in widths] == \
+        [round(c / sum(channels), 6) for c in channels]
+
+
+def test_overview_figure_plots_computed_parameters():
+    from cnnlab import arch_charts
+
+    rows = A.overview()
+    fig = arch_charts.overview_figure(rows)
+    scatter = fig.data[0]
+    assert "LeNet-5" not in scatter.text and "ResNet-18" not in scatter.text  # no top-5 error
+    assert dict(zip(scatter.text, scatter.x, strict=True))["ResNet-50"] == 25_636_712
+    bars = fig.data[2]
+    assert list(bars.x) == [n.title for n in A.all_networks()]
