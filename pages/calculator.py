@@ -5,6 +5,8 @@ The page only draws: cnnlab.calc computes, cnnlab.presets holds the networks and
 form, cnnlab.calc_charts builds the figures. No TensorFlow is imported here.
 """
 
+import hashlib
+
 import pandas as pd
 import streamlit as st
 
@@ -109,6 +111,7 @@ text_columns = [c for c in calc.TABLE_COLUMNS if c not in ("filters/units", "rat
 table[text_columns] = table[text_columns].astype(object)
 edited = st.data_editor(
     table, key=f"calc_layers_{gen}", num_rows="dynamic", width="stretch", hide_index=True,
+    placeholder="",
     column_config={
         "name": st.column_config.TextColumn("name", help="Unique; blank = kind + number"),
         "kind": st.column_config.SelectboxColumn("kind", options=list(calc.KINDS),
@@ -154,9 +157,10 @@ else:
         presets.CalcConfig(**{**config.__dict__, "preset": preset})))
 
 with st.expander("Edit as text (the command-line grammar)", icon=":material/edit_note:"):
-    text_key = f"calc_text_{gen}"
-    st.text_area("One layer per line", "\n".join(calc.format_layer(s) for s in config.layers),
-                 key=text_key, height=200,
+    text = "\n".join(calc.format_layer(s) for s in config.layers)
+    # Keyed by its text, so that the box follows edits made in the table.
+    text_key = f"calc_text_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+    st.text_area("One layer per line", text, key=text_key, height=200,
                  help="conv:FILTERS:KERNEL[:STRIDE[:PADDING]], maxpool:SIZE[:STRIDE[:PADDING]], "
                  "avgpool:..., dense:UNITS, flatten, globalavgpool, batchnorm, dropout:RATE, "
                  "activation:NAME, lrn, zeropad:P, concat:in=A,B, add:in=A,B; "
@@ -170,21 +174,24 @@ gpu_bytes = config.gpu_gb * GB
 m = stats.memory
 largest = stats.max_batch(gpu_bytes)
 st.subheader("Totals")
-cols = st.columns(5)
-cols[0].metric("Parameters", f"{stats.total_params:,}",
+row1, row2 = st.columns(3), st.columns(3)
+row1[0].metric("Parameters", f"{stats.total_params:,}",
                help=f"{stats.trainable_params:,} trainable, {stats.non_trainable_params:,} "
                f"non-trainable; {calc.format_bytes(m.params_bytes)} as float32")
-cols[1].metric("FLOPs per instance", f"{stats.flops / 1e9:,.3f} G",
+row1[1].metric("FLOPs per instance", f"{stats.flops / 1e9:,.3f} G",
                help=f"FLOPs = 2 x MACs; {stats.total_macs:,} multiply-accumulates")
-cols[2].metric("Predict one instance", calc.format_bytes(m.inference_bytes),
+row1[2].metric("Predict one instance", calc.format_bytes(m.inference_bytes),
                help=f"peak live activations {calc.format_bytes(m.inference_activation_bytes)} "
                f"+ parameters {calc.format_bytes(m.params_bytes)}")
-cols[3].metric(f"Train one batch of {m.batch}", calc.format_bytes(m.training_bytes),
+row2[0].metric(f"Train one batch of {m.batch}", calc.format_bytes(m.training_bytes),
                delta=f"{m.training_bytes / gpu_bytes:.0%} of {config.gpu_gb:g} GB",
                delta_color="inverse" if m.training_bytes > gpu_bytes else "off",
-               delta_arrow="off")
-cols[4].metric("Largest batch that fits", f"{largest:,}",
+               delta_arrow="off", help="activations, input batch, parameters, gradients, "
+               "optimizer slots: see Training memory below")
+row2[1].metric("Largest batch that fits", f"{largest:,}",
                help=f"training, {m.dtype}, {m.optimizer}, in {config.gpu_gb:g} GB")
+row2[2].metric("Parameter memory", calc.format_bytes(m.params_bytes),
+               help="float32 (4 bytes) per parameter, also under mixed precision")
 
 if presets.match_preset(config.input_shape, config.layers) == "seed exercise":
     st.info(
@@ -216,16 +223,14 @@ st.plotly_chart(calc_charts.layer_figure(stats), width="stretch")
 
 # --------------------------------------------------------------------------- memory
 st.subheader("Training memory")
-left, right = st.columns([2, 3])
-with left:
-    st.dataframe(
-        pd.DataFrame([{"term": term, "MB": value / calc.MB, "how": how}
-                      for term, value, how in m.training_terms()]
-                     + [{"term": "total", "MB": m.training_bytes / calc.MB, "how": ""}]),
-        hide_index=True, width="stretch",
-        column_config={"MB": st.column_config.NumberColumn(format="%.2f")})
-with right:
-    st.plotly_chart(calc_charts.memory_vs_batch_figure(stats, gpu_bytes), width="stretch")
+st.dataframe(
+    pd.DataFrame([{"term": term, "MB": value / calc.MB, "how": how}
+                  for term, value, how in m.training_terms()]
+                 + [{"term": "total", "MB": m.training_bytes / calc.MB, "how": ""}]),
+    hide_index=True, width="stretch",
+    column_config={"MB": st.column_config.NumberColumn(format="%.2f", width="small"),
+                   "how": st.column_config.TextColumn(width="large")})
+st.plotly_chart(calc_charts.memory_vs_batch_figure(stats, gpu_bytes), width="stretch")
 
 st.subheader("Make it fit")
 st.caption(f"Training needs {calc.format_bytes(m.training_bytes)}; the GPU has "

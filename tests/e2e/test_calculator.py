@@ -1,0 +1,68 @@
+"""The calculator in a real browser: open a bookmarked preset, switch preset, change a
+value and see the totals change, type a bad cell and see one error, never a traceback."""
+
+from __future__ import annotations
+
+import re
+
+from tests.e2e.conftest import ROOT, assert_no_exception, open_page, wait_for_app_run
+
+SHOTS = ROOT / "artifacts" / "e2e"
+
+
+def metric_value(page, label: str) -> str:
+    metric = page.locator("[data-testid='stMetric']", has_text=label).first
+    return metric.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+def wait_for_metric(page, label: str, value: str) -> None:
+    page.locator("[data-testid='stMetric']", has_text=label) \
+        .filter(has_text=value).first.wait_for()
+    wait_for_app_run(page)
+
+
+def test_calculator_in_the_browser(app_url, page):
+    # Streamlit scrolls inside the app, so a tall window lets a screenshot show it all.
+    page.set_viewport_size({"width": 1400, "height": 4200})
+
+    # A bookmarked link opens the same view.
+    open_page(page, app_url, "calculator?preset=VGG16&gpu=8&dtype=mixed_float16")
+    assert_no_exception(page)
+    assert metric_value(page, "Parameters") == "138,357,544"
+    page.screenshot(path=str(SHOTS / "calculator-vgg16.png"))
+
+    # Pick a preset: the seed exercise's numbers.
+    page.locator("[data-testid='stSelectbox']", has_text="Preset").click()
+    page.get_by_role("option", name="seed exercise").click()
+    wait_for_metric(page, "Parameters", "903,400")
+    assert metric_value(page, "Predict one instance") == "8.11 MB"  # 16-bit maps
+    assert metric_value(page, "Train one batch of 50") == "303.48 MB"  # mixed_float16 kept
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 2
+    assert_no_exception(page)
+    page.screenshot(path=str(SHOTS / "calculator.png"))
+
+    # Change a value: the totals and the URL follow.
+    batch = page.get_by_label("Batch size")
+    batch.fill("10")
+    batch.press("Enter")
+    wait_for_metric(page, "Train one batch of 10", "MB")
+    assert metric_value(page, "Train one batch of 10") == "67.03 MB"
+    assert re.search(r"[?&]batch=10(&|$)", page.url), page.url
+    assert_no_exception(page)
+
+    # A bad cell: one error beside the table, no traceback. Glide data grid rows are 35 px:
+    # click the "name" cell of row 2, walk right to "kernel", edit it.
+    box = page.locator("[data-testid='stDataFrame']").first.bounding_box()
+    page.mouse.click(box["x"] + 60, box["y"] + 35 * 2 + 17)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")  # opens the cell editor
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type("3y")
+    page.keyboard.press("Enter")
+    error = page.locator("[data-testid='stAlertContentError']").first
+    error.wait_for()
+    wait_for_app_run(page)
+    assert "layer 2: kernel must be N or NxM of positive integers, got '3y'" in error.inner_text()
+    assert_no_exception(page)
+    page.screenshot(path=str(SHOTS / "calculator-bad-cell.png"))

@@ -1,0 +1,168 @@
+"""AppTest tests of the calculator page: what a user sees change when they act."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnlab import calc_charts
+from cnnlab.calc import GB, analyze
+from cnnlab.presets import PRESETS
+from tests.apptest import APP, app_at, run_isolated
+
+EDITOR = "calc_layers_0"  # the first layer editor's key (a new one per loaded preset)
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def edit(at, edited_rows=None, added_rows=None, deleted_rows=None):
+    at.session_state[EDITOR] = {"edited_rows": edited_rows or {},
+                                "added_rows": added_rows or [], "deleted_rows": deleted_rows or []}
+    return at.run()
+
+
+@pytest.fixture
+def at():
+    at = app_at("pages/calculator.py")
+    assert not at.exception
+    return at
+
+
+def test_opens_on_the_seed_exercise_with_its_numbers(at):
+    shown = metrics(at)
+    assert shown["Parameters"] == "903,400"
+    assert shown["Predict one instance"] == "12.61 MB"
+    assert shown["Train one batch of 50"] == "576.45 MB"
+    seed_box = " ".join(i.value for i in at.info)
+    assert "903,400" in seed_box and "6.00 MB, 3.00 MB, 1.52 MB" in seed_box
+    assert "565.61 MB" in seed_box  # the seed's "about 566 MB" before gradients
+    per_layer = at.dataframe[1].value
+    assert list(per_layer["params"]) == [2_800, 180_200, 720_400]
+    assert list(per_layer["output"]) == ["100 x 150 x 100", "50 x 75 x 200", "25 x 38 x 400"]
+    assert at.query_params["preset"] == "seed exercise"
+    assert at.query_params["layer"] == ["conv:100:3:2:same", "conv:200:3:2:same",
+                                        "conv:400:3:2:same"]
+
+
+def test_changing_batch_dtype_and_optimizer_changes_the_totals(at):
+    at.number_input(key="calc_batch").set_value(10).run()
+    assert metrics(at)["Train one batch of 10"] == "126.85 MB"
+    assert at.query_params["batch"] == "10"
+    at.selectbox(key="calc_optimizer").select("sgd").run()
+    assert metrics(at)["Train one batch of 10"] == "119.63 MB"  # 2 x 3.6136 MB fewer
+    at.selectbox(key="calc_dtype").select("mixed_float16").run()
+    assert metrics(at)["Train one batch of 10"] == "67.03 MB"  # activations halved
+    assert at.query_params["dtype"] == "mixed_float16"
+
+
+def test_preset_loads_a_new_table(at):
+    at.selectbox(key="calc_preset").select("VGG16").run()
+    assert not at.exception
+    assert metrics(at)["Parameters"] == "138,357,544"
+    assert len(at.data_editor[0].value) == len(PRESETS["VGG16"][1])
+    assert at.query_params["preset"] == "VGG16"
+
+
+def test_editing_a_cell_recomputes(at):
+    edit(at, edited_rows={1: {"filters/units": 50}}, added_rows=[{"kind": "globalavgpool"}])
+    assert not at.error
+    assert metrics(at)["Parameters"] == f"{2_800 + (9 * 100 * 50 + 50) + (9 * 50 * 400 + 400):,}"
+    assert at.query_params["layer"][-1] == "globalavgpool"
+    assert "preset" not in at.query_params  # no longer the preset
+
+
+def test_a_bad_cell_shows_one_error_beside_the_table_and_never_a_traceback(at):
+    edit(at, edited_rows={1: {"kernel": "3y"}})
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "layer 2: kernel must be N or NxM of positive integers, got '3y'"]
+    assert metrics(at)["Parameters"] == "903,400"  # the last valid network stays shown
+    edit(at, edited_rows={2: {"kernel": "300", "padding": "valid"}})
+    assert [e.value for e in at.error] == [
+        "layer 3 (conv3): kernel 300x300 is larger than its 50x75 VALID input"]
+    edit(at, deleted_rows=[0, 1, 2])
+    assert [e.value for e in at.error] == ["the network has no layers: add a row"]
+    assert not at.exception
+
+
+def test_the_url_opens_the_same_view():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params.update({"preset": "AlexNet", "batch": "64", "gpu": "8"})
+    at.run()
+    at.switch_page("pages/calculator.py").run()
+    assert not at.exception
+    assert metrics(at)["Parameters"] == "60,965,224"
+    assert at.number_input(key="calc_batch").value == 64
+    assert at.number_input(key="calc_gpu").value == 8.0
+
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params.update({"input": "28x28x1", "layer": ["conv:8:3", "flatten", "dense:10"],
+                            "batch": "4"})
+    at.run()
+    at.switch_page("pages/calculator.py").run()
+    assert metrics(at)["Parameters"] == f"{8 * 9 + 8 + 26 * 26 * 8 * 10 + 10:,}"
+
+
+def test_a_bad_url_says_so_and_opens_the_default():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params.update({"layer": ["conv:0:3"]})
+    at.run()
+    at.switch_page("pages/calculator.py").run()
+    assert not at.exception
+    assert at.error[0].value.startswith("The link's configuration is not valid: layer 1 "
+                                        "(conv:0:3): filters must be a positive integer")
+    assert metrics(at)["Parameters"] == "903,400"
+
+
+def test_make_it_fit_panel(at):
+    at.number_input(key="calc_gpu").set_value(0.3).run()
+    fit = at.dataframe[-1].value.set_index("remedy")
+    assert fit.loc["smaller batch", "change"] == "batch 25 (from 50)"
+    assert bool(fit.loc["smaller batch", "fits"]) is True
+    assert fit.loc["gradient accumulation", "change"] == "2 steps of 25 (batch 50 per update)"
+    assert bool(fit.loc["mixed precision", "fits"]) is False
+    assert metrics(at)["Largest batch that fits"] == "25"
+
+
+def test_text_box_replaces_the_network_or_names_the_bad_line(at):
+    at.text_area[0].set_value("conv:8:3\nflatten\ndense:x").run()
+    next(b for b in at.button if b.label == "Use this text").click().run()
+    assert [e.value for e in at.error] == [
+        "line 3 (dense:x): units must be a positive integer, got 'x'"]
+    at.text_area[0].set_value("conv:8:3\nflatten\ndense:10").run()
+    next(b for b in at.button if b.label == "Use this text").click().run()
+    assert not at.error and not at.exception
+    assert len(at.data_editor[0].value) == 3
+    assert metrics(at)["Parameters"] == f"{8 * 27 + 8 + 198 * 298 * 8 * 10 + 10:,}"
+
+
+def test_calculator_page_does_not_import_tensorflow():
+    result = run_isolated("pages/calculator.py")
+    assert result["exceptions"] == []
+    assert result["tensorflow"] is False
+    assert result["keras"] is False
+    assert "Calculator" in result["titles"]
+
+
+def test_figures_show_the_computed_numbers():
+    stats = analyze(*PRESETS["seed exercise"], batch=50)
+    fig = calc_charts.layer_figure(stats)
+    assert list(fig.data[0].y) == [2_800, 180_200, 720_400]
+    assert list(fig.data[1].y) == [6.0, 3.0, 1.52]
+    gpu = 1 * GB
+    fig = calc_charts.memory_vs_batch_figure(stats, gpu)
+    by_name = {trace.name: trace for trace in fig.data}
+    assert set(by_name["GPU memory 1 GB"].y) == {1.0}
+    line = by_name["training, float32"]
+    assert line.y[list(line.x).index(50)] == pytest.approx(stats.training_bytes / GB)
+    largest = stats.max_batch(gpu)
+    assert by_name[f"largest that fits: {largest}"].y[0] <= 1.0
+    mixed = by_name["training, mixed_float16"]
+    assert mixed.y[list(mixed.x).index(50)] == pytest.approx(
+        stats.at(dtype="mixed_float16").training_bytes / GB)
+    assert max(line.x) >= largest
