@@ -256,3 +256,15 @@ def test_overview_figure_plots_computed_parameters():
     assert dict(zip(scatter.text, scatter.x, strict=True))["ResNet-50"] == 25_636_712
     bars = fig.data[2]
     assert list(bars.x) == [n.title for n in A.all_networks()]
+
+
+@pytest.mark.parametrize("preset, key", [("LeNet-5", "lenet5"), ("AlexNet", "alexnet")])
+def test_calculator_presets_agree_with_the_architectures(preset, key):
+    """The calculator page's presets and this page describe the same networks."""
+    from cnnlab.presets import PRESETS
+
+    shape, layers = PRESETS[preset]
+    theirs, ours = analyze(shape, layers), A.network(key).stats()
+    assert shape == A.network(key).input_shape
+    assert (theirs.total_params, theirs.total_macs, theirs.output_shape) == \
+        (ours.total_params, ours.total_macs, ours.output_shape)
