@@ -1,6 +1,201 @@
-"""Classify page (being built)."""
+"""Classify: Inception v3 names what is in a photo; Grad-CAM shows where it looked.
 
+The page draws. cnnlab.images decodes and preprocesses, cnnlab.inception finds the
+weights, loads the model (once per server process) and classifies, cnnlab.gradcam
+computes the heat maps. TensorFlow loads only when a model is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import plotly.graph_objects as go
 import streamlit as st
 
+from cnnlab import gradcam, images, inception
+
+RESULTS_KEY = "classify_results"   # session_state: (image key, mode) -> Classification
+CAMS_KEY = "classify_cams"         # session_state: (image key, mode, class) -> (overlay, ms)
+KEEP = 24                          # results kept per session (newest win)
+
+
+@st.cache_resource(show_spinner="Loading Inception v3 (once per server)…")
+def shared_classifier(mode: str) -> inception.Classifier:
+    """One model per server process, shared read-only by every session."""
+    return inception.load_classifier(mode)
+
+
+def top5_figure(top: list[tuple[str, str, float]], untrained: bool) -> go.Figure:
+    names = [label.replace("_", " ") for _, label, _ in top][::-1]
+    probs = [p * 100 for *_, p in top][::-1]
+    fig = go.Figure(go.Bar(x=probs, y=names, orientation="h",
+                           marker_color="#9e9e9e" if untrained else "#1f77b4",
+                           text=[f"{p:.1f}%" for p in probs], textposition="auto",
+                           hovertemplate="%{y}: %{x:.2f}%<extra></extra>"))
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10),
+                      title="Top-5 (untrained: meaningless)" if untrained else "Top-5 classes",
+                      xaxis=dict(title="probability (%)", range=[0, max(100.0, max(probs))]))
+    return fig
+
+
+def remember(store_key: str, key, value) -> None:
+    store = st.session_state.setdefault(store_key, {})
+    store[key] = value
+    while len(store) > KEEP:
+        store.pop(next(iter(store)))
+
+
+def weights_ui() -> str | None:
+    """The weights panel; returns the model mode to use ("auto", "untrained") or None."""
+    status = inception.weights_status(include_top=True)
+    if status.on_disk:
+        st.caption(f":material/check_circle: {status.message}")
+        return "auto"
+    if status.source == "download":
+        st.warning(status.message, icon=":material/cloud_download:")
+        if st.button("Download the Inception v3 weights now (about 96 MB)",
+                     icon=":material/download:", key="download_weights"):
+            bar = st.progress(0.0, text="Connecting…")
+
+            def progress(done: int, total: int) -> None:
+                bar.progress(min(done / total, 1.0),
+                             text=f"Downloading Inception v3 weights: {done / 1e6:.1f} of "
+                                  f"{total / 1e6:.0f} MB")
+
+            try:
+                inception.download_weights(True, progress)
+            except inception.WeightsUnavailable as exc:
+                st.session_state["classify_download_error"] = str(exc)
+            else:
+                st.session_state.pop("classify_download_error", None)
+                st.rerun()
+        if "classify_download_error" in st.session_state:
+            st.error(st.session_state["classify_download_error"], icon=":material/cloud_off:")
+    else:
+        st.error(status.message, icon=":material/error:")
+    untrained = st.toggle("Show the pipeline with an UNTRAINED network (random weights)",
+                          key="classify_untrained",
+                          help="Every step runs for real, but the weights are random: the "
+                               "classes it names mean nothing.")
+    return "untrained" if untrained else None
+
+
+def inputs_ui() -> list[tuple[str, str, bytes | None]]:
+    """(name, key, data) per chosen image; data None for a gallery photo."""
+    limit_mb = min(st.get_option("server.maxUploadSize"), images.MAX_UPLOAD_BYTES // 2**20)
+    left, right = st.columns([3, 2])
+    with left:
+        uploads = st.file_uploader(
+            "Upload one or several images", type=images.UPLOAD_TYPES,
+            accept_multiple_files=True, key="classify_uploads",
+            help="Decoded by Pillow with a format allowlist; the extension must match the content.")
+        st.caption(f"{images.FORMAT_NAMES} (first frame of an animation) · up to {limit_mb} MB "
+                   f"per file · at most {images.MAX_PIXELS / 1e6:.0f} megapixels")
+    with right:
+        titles = images.sample_titles()
+        picked = st.pills("…or pick sample photos", options=list(titles),
+                          format_func=lambda name: titles[name].split(" (")[0],
+                          selection_mode="multi", key="classify_samples")
+        st.caption("Real photos shipped with scikit-image and scikit-learn.")
+    chosen: list[tuple[str, str, bytes | None]] = []
+    for upload in uploads or []:
+        data = upload.getvalue()
+        chosen.append((upload.name, f"upload:{upload.name}:{hashlib.sha1(data).hexdigest()}", data))
+    chosen += [(titles[name], f"sample:{name}", None) for name in picked or []]
+    return chosen
+
+
+def classify_one(classifier: inception.Classifier, mode: str, name: str, key: str,
+                 data: bytes | None) -> inception.Classification:
+    """Cached per session: reruns (a class pick) do not recompute predictions."""
+    results = st.session_state.get(RESULTS_KEY, {})
+    if (key, mode) in results:
+        return results[(key, mode)]
+    if data is None:
+        result = classifier.classify(images.sample_photo(key.split(":", 1)[1]), name)
+    else:
+        result = classifier.classify_bytes(data, name)  # ImageError for bad files
+    remember(RESULTS_KEY, (key, mode), result)
+    return result
+
+
+def cam_overlay(classifier: inception.Classifier, mode: str, key: str,
+                result: inception.Classification, class_index: int):
+    cams = st.session_state.get(CAMS_KEY, {})
+    if (key, mode, class_index) not in cams:
+        start = time.perf_counter()
+        x = images.scale_to_unit_range(result.view)
+        cam = gradcam.grad_cam(classifier.model, x, class_index)
+        picture = gradcam.overlay(result.view, cam.heatmap)
+        remember(CAMS_KEY, (key, mode, class_index), (picture, time.perf_counter() - start))
+        cams = st.session_state[CAMS_KEY]
+    return cams[(key, mode, class_index)]
+
+
+def result_ui(classifier: inception.Classifier, mode: str, key: str,
+              result: inception.Classification) -> None:
+    labels = inception.imagenet_labels()
+    with st.container(border=True):
+        st.subheader(result.name, anchor=False)
+        seen, heat, chart = st.columns([1, 1, 1.4])
+        with seen:
+            st.image(result.view, caption="As the network sees it: centre crop, 299×299, "
+                                          "then scaled to [-1, 1]", width=299)
+        with chart:
+            st.plotly_chart(top5_figure(result.top, classifier.untrained), width="stretch",
+                            key=f"chart-{key}")
+        with heat:
+            top_indices = [inception.class_index(wnid) for wnid, _, _ in result.top]
+            options = top_indices + [i for i in range(len(labels)) if i not in top_indices]
+            chosen = st.selectbox(
+                "Grad-CAM for class", options, index=0, key=f"cam-class-{key}",
+                format_func=lambda i: f"{labels[i][1].replace('_', ' ')} "
+                                      f"({result.probs[i] * 100:.1f}%)")
+            picture, cam_seconds = cam_overlay(classifier, mode, key, result, int(chosen))
+            st.image(picture, caption="Grad-CAM on mixed10 (8×8): red = evidence for the "
+                                      "class", width=299)
+        st.caption(f":material/timer: {result.seconds * 1000:.0f} ms to preprocess, predict and "
+                   f"decode the labels · Grad-CAM {cam_seconds * 1000:.0f} ms")
+
+
 st.title("Classify")
-st.info("This page is being built.")
+st.markdown(
+    "Inception v3, trained on ImageNet's 1,000 classes, names what is in a photo. Each image "
+    "is converted to RGB, **centre-cropped to a square and resized to 299×299**, its pixel "
+    "values scaled to **[-1, 1]** (exactly Keras' `inception_v3.preprocess_input`), then "
+    "Grad-CAM shows which parts of the image pushed the network towards a class."
+)
+
+mode = weights_ui()
+chosen = inputs_ui()
+if mode is None:
+    st.stop()
+if mode == "untrained":
+    st.warning("UNTRAINED NETWORK: random weights. The pipeline below runs for real, but the "
+               "classes it names are meaningless.", icon=":material/warning:")
+if not chosen:
+    st.info("Upload images or pick sample photos to classify them.", icon=":material/image:")
+    st.stop()
+
+try:
+    classifier = shared_classifier(mode)
+except inception.WeightsUnavailable as exc:
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+
+for name, key, data in chosen:
+    try:
+        result = classify_one(classifier, mode, name, key, data)
+    except images.ImageError as exc:
+        st.error(str(exc), icon=":material/broken_image:")
+        continue
+    except Exception as exc:  # never a traceback on the page; the other images go on
+        st.error(f"{name}: could not be classified ({type(exc).__name__}: {exc})"[:300],
+                 icon=":material/error:")
+        continue
+    try:
+        result_ui(classifier, mode, key, result)
+    except Exception as exc:
+        st.error(f"{name}: could not draw the result ({type(exc).__name__}: {exc})"[:300],
+                 icon=":material/error:")

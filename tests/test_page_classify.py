@@ -1,0 +1,90 @@
+"""The Classify page through AppTest: honest without weights, classifies with them (the
+same top-5 as the Classifier on the same bytes), names bad files and goes on."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnlab import images, inception
+from tests.apptest import app_at, run_isolated
+from tests.inception_fixtures import inception_classifier, inception_weights  # noqa: F401
+
+PAGE = "pages/classify.py"
+RESULTS_KEY = "classify_results"
+
+
+def texts(elements) -> str:
+    return " | ".join(str(e.value) for e in elements)
+
+
+@pytest.fixture
+def no_weights(monkeypatch, tmp_path):
+    monkeypatch.delenv(inception.ENV_WEIGHTS, raising=False)
+    monkeypatch.setattr(inception, "keras_home", lambda: tmp_path)
+
+
+@pytest.fixture
+def with_weights(monkeypatch, inception_weights, inception_classifier):  # noqa: F811
+    monkeypatch.setenv(inception.ENV_WEIGHTS, str(inception_weights))
+    return inception_classifier
+
+
+def test_page_opens_without_tensorflow():
+    result = run_isolated(PAGE)
+    assert result["exceptions"] == []
+    assert result["titles"] == ["Classify"]
+    assert result["tensorflow"] is False and result["keras"] is False
+
+
+def test_without_weights_the_page_says_so_and_predicts_nothing(no_weights):
+    at = app_at(PAGE)
+    assert not at.exception
+    warning = texts(at.warning)
+    assert "not on this machine" in warning and "python -m cnnlab fetch" in warning
+    assert any("Download the Inception v3 weights" in b.label for b in at.button)
+    at.pills(key="classify_samples").set_value(["chelsea"]).run()
+    assert not at.exception
+    assert RESULTS_KEY not in at.session_state  # no predictions from nowhere
+
+
+def test_upload_classifies_and_broken_file_gets_one_line(with_weights):
+    classifier = with_weights
+    at = app_at(PAGE, timeout=180)
+    assert "20 MB per file" in texts(at.caption)
+    good = images.sample_photo_bytes("chelsea")
+    broken = images.sample_photo_bytes("coffee", "PNG")[:4000]
+    at.file_uploader(key="classify_uploads").set_value(
+        [("cat.jpg", good, "image/jpeg"), ("broken.png", broken, "image/png"),
+         ("rocket.webp", images.sample_photo_bytes("rocket", "WEBP"), "image/webp")]).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("broken.png: truncated")
+    assert [h.value for h in at.subheader] == ["cat.jpg", "rocket.webp"]
+    results = {key[0].split(":")[1]: r for key, r in at.session_state[RESULTS_KEY].items()}
+    expected = classifier.classify_bytes(good, "cat.jpg").top
+    assert [w for w, _, _ in results["cat.jpg"].top] == [w for w, _, _ in expected]
+    assert results["cat.jpg"].view.size == (299, 299)
+    assert any("ms to preprocess, predict" in c.value for c in at.caption)
+    # Grad-CAM: the top class at first; the picker lists the top-5 first, then any class.
+    picker = at.selectbox[0]
+    assert picker.options[1].startswith(expected[1][1].replace("_", " ") + " (")
+    assert len(picker.options) == 1000
+    cams = at.session_state["classify_cams"]
+    top_class = inception.class_index(expected[0][0])
+    assert {key[2] for key in cams} == {top_class, inception.class_index(results["rocket.webp"].top[0][0])}
+    runner_up = inception.class_index(expected[1][0])
+    picker.set_value(runner_up).run()
+    assert not at.exception
+    assert runner_up in {key[2] for key in at.session_state["classify_cams"]}
+    assert [h.value for h in at.subheader] == ["cat.jpg", "rocket.webp"]  # still both
+
+
+def test_gallery_pick_and_lying_extension(with_weights):
+    at = app_at(PAGE, timeout=180)
+    at.pills(key="classify_samples").set_value(["coffee"]).run()
+    at.file_uploader(key="classify_uploads").set_value(
+        ("holiday.jpg", images.sample_photo_bytes("rocket", "PNG"), "image/jpeg")).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "holiday.jpg: the extension says JPEG (.jpg) but the content is PNG"]
+    assert [h.value for h in at.subheader] == ["A cup of coffee (scikit-image)"]
