@@ -30,9 +30,9 @@ def overview_figure(rows: list[dict]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.09,
                         subplot_titles=("Top-5 error vs parameters (marker area ~ FLOPs)",
                                         "Parameters and FLOPs, LeNet-5 → ResNet-152"))
-    rated = [r for r in rows if r["top-5 error % (1 model)"] is not None]
+    rated = [r for r in rows if r["top-5 % (1 model)"] is not None]
     fig.add_trace(go.Scatter(
-        x=[r["parameters"] for r in rated], y=[r["top-5 error % (1 model)"] for r in rated],
+        x=[r["parameters"] for r in rated], y=[r["top-5 % (1 model)"] for r in rated],
         mode="markers+text", text=[r["network"] for r in rated],
         # the ResNets sit close together: some labels go below, ResNet-152's to the right
         textposition=[LABEL_SIDES.get(r["network"], "top center") for r in rated],
@@ -43,9 +43,9 @@ def overview_figure(rows: list[dict]) -> go.Figure:
         hovertemplate="%{text} (%{customdata[1]})<br>%{x:,} parameters<br>"
                       "%{customdata[0]} GFLOPs<br>top-5 error %{y}%<extra></extra>",
     ), row=1, col=1)
-    entries = [r for r in rows if r["top-5 error % (ILSVRC entry)"] is not None]
+    entries = [r for r in rows if r["top-5 % (ILSVRC)"] is not None]
     fig.add_trace(go.Scatter(
-        x=[r["parameters"] for r in entries], y=[r["top-5 error % (ILSVRC entry)"] for r in entries],
+        x=[r["parameters"] for r in entries], y=[r["top-5 % (ILSVRC)"] for r in entries],
         mode="markers", marker={"size": 11, "symbol": "diamond-open", "color": "#e45756",
                                 "line": {"width": 2}},
         name="ILSVRC entry (ensemble, test set)", text=[r["network"] for r in entries],
@@ -59,7 +59,7 @@ def overview_figure(rows: list[dict]) -> go.Figure:
                          marker_color="#f58518",
                          hovertemplate="%{x}: %{y:.3f} GFLOPs<extra></extra>"), row=1, col=2)
     fig.update_xaxes(type="log", title_text="parameters (log)", range=[6.6, 8.3], row=1, col=1)
-    top = max([r["top-5 error % (1 model)"] for r in rated] + [1])
+    top = max([r["top-5 % (1 model)"] for r in rated] + [1])
     fig.update_yaxes(title_text="top-5 error %", range=[0, top * 1.15], row=1, col=1)
     fig.update_yaxes(type="log", title_text="M parameters / GFLOPs (log)", row=1, col=2)
     fig.update_layout(height=430, barmode="group", margin={"l": 10, "r": 10, "t": 40, "b": 10},

@@ -493,12 +493,12 @@ def overview(networks: list[Network] | None = None) -> list[dict]:
             "depth": net.depth,
             "input": "x".join(map(str, net.input_shape)),
             "parameters": stats.total_params,
-            "GFLOPs": round(stats.flops / 1e9, 3),  # 2 x multiply-adds
-            "G mult-adds": round(stats.total_macs / 1e9, 3),  # what the papers call FLOPs
+            "GFLOPs": round(stats.flops / 1e9, 4),  # 2 x multiply-adds
+            "G mult-adds": round(stats.total_macs / 1e9, 4),  # what the papers call FLOPs
             # every layer's output for one image, float32: what training keeps for backprop
             "activations MB/image": round(4 * stats.activation_elems / MB, 2),
-            "top-5 error % (1 model)": net.paper.single_top5_error,
-            "top-5 error % (ILSVRC entry)": net.paper.top5_error,
+            "top-5 % (1 model)": net.paper.single_top5_error,
+            "top-5 % (ILSVRC)": net.paper.top5_error,
         })
     return rows
 

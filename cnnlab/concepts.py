@@ -286,6 +286,9 @@ class LRNExperiment:
     pixel: tuple[int, int]      # the strongest position, where inhibition is largest
     pixel_before: np.ndarray    # (C,) activations across channels at `pixel`
     pixel_after: np.ndarray
+    strongest_channel: int      # the channel of the strongest activation at `pixel`
+    divisor: float              # before / after there: (k + alpha * sum)^beta
+    quiet_divisor: float        # k^beta: the divisor where neighbouring maps are silent
     kept: float                 # sum(after) / sum(before): how much activity survives
     max_abs_error: float        # |tf - numpy formula|, a live check of the formula shown
 
@@ -300,10 +303,15 @@ def lrn_experiment(maps: np.ndarray, depth_radius: int = 2, bias: float = 2.0,
     y, x = np.unravel_index(int(np.argmax(strongest)), strongest.shape)
     y, x = y + edge, x + edge
     total = float(maps.sum())
+    channel = int(np.argmax(maps[y, x]))
     return LRNExperiment(
         before=maps, after=after,
         mean_before=maps.mean(axis=(0, 1)), mean_after=after.mean(axis=(0, 1)),
         pixel=(int(y), int(x)), pixel_before=maps[y, x], pixel_after=after[y, x],
+        strongest_channel=channel,
+        divisor=float(maps[y, x, channel] / after[y, x, channel]) if after[y, x, channel] else
+        float("inf"),
+        quiet_divisor=float(bias**beta),
         kept=float(after.sum()) / total if total > 0 else 1.0,
         max_abs_error=float(np.abs(after - reference).max()),
     )

@@ -268,12 +268,15 @@ if photo is not None:
             st.error(str(error))
             return
         names = concepts.orientation_labels()
-        a, b, c = st.columns(3)
-        a.metric("Activity kept", f"{100 * r.kept:.1f}%")
-        strongest = int(r.pixel_before.argmax())
-        b.metric(f"Strongest channel at {r.pixel}", f"{r.pixel_before[strongest]:.1f} → "
-                 f"{r.pixel_after[strongest]:.1f}")
-        c.metric("TF vs the formula", f"max |diff| = {r.max_abs_error:.1e}")
+        strongest = r.strongest_channel
+        a, b, c, d = st.columns(4)
+        a.metric(f"Strongest activation, at {r.pixel}", f"{r.pixel_before[strongest]:.1f} → "
+                 f"{r.pixel_after[strongest]:.1f}", f"divided by {r.divisor:.2f}",
+                 delta_color="off", delta_arrow="off")
+        b.metric("Divisor where neighbours are silent", f"{r.quiet_divisor:.2f}", "k^β",
+                 delta_color="off", delta_arrow="off")
+        c.metric("Activity kept", f"{100 * r.kept:.1f}%")
+        d.metric("TF vs the formula", f"max |diff| = {r.max_abs_error:.1e}")
         left, right = st.columns(2)
         left.plotly_chart(arch_charts.channel_bars(names, r.pixel_before, r.pixel_after,
                                                    f"Channels at the strongest pixel {r.pixel}"),
@@ -285,9 +288,11 @@ if photo is not None:
             [r.before[..., strongest], r.after[..., strongest]],
             [f"{names[strongest]} before", f"{names[strongest]} after"]),
             width="stretch", key="exp3_maps")
-        st.caption("AlexNet's values: r=2 (n=5 maps), k=2, alpha=1e-4, beta=0.75. A strong "
-                   "response divides itself and its neighbouring channels at the same pixel, so "
-                   "the strongest edge orientation stands out more against the others.")
+        st.caption("AlexNet's values: r=2 (n=5 maps), k=2, alpha=1e-4, beta=0.75. Where "
+                   "neighbouring maps respond strongly at the same pixel, every one of them is "
+                   "divided a lot; where they are quiet, only by k^β. Strong responses inhibit "
+                   "their neighbours, so after LRN the weaker edges (right map) are no longer "
+                   "swamped by the few strongest ones.")
 
     experiment_shift()
     experiment_pool()

@@ -118,6 +118,12 @@ def test_lrn_experiment_reports_what_the_page_shows(maps):
     y, x = result.pixel
     assert result.pixel_before.max() == maps.max(axis=-1)[4:-4, 4:-4].max()
     np.testing.assert_allclose(result.pixel_after, result.after[y, x])
+    c = result.strongest_channel
+    window = maps[y, x, max(0, c - 2):c + 3]
+    assert result.divisor == pytest.approx((2.0 + 1e-4 * float((window**2).sum())) ** 0.75,
+                                           rel=1e-4)
+    assert result.quiet_divisor == pytest.approx(2.0**0.75)
+    assert result.divisor > result.quiet_divisor
 
 
 def test_bad_lrn_arguments():

@@ -38,7 +38,7 @@ def test_overview_table_has_computed_numbers(at):
     assert by_name.loc["ResNet-50", "parameters"] == 25_636_712
     assert by_name.loc["AlexNet", "parameters"] == 60_965_224
     assert by_name.loc["GoogLeNet", "depth"] == 22
-    assert by_name.loc["ResNet-152", "top-5 error % (ILSVRC entry)"] == 3.57
+    assert by_name.loc["ResNet-152", "top-5 % (ILSVRC)"] == 3.57
     assert list(by_name.index) == [n.title for n in A.all_networks()]
     text = " ".join(m.value for m in at.markdown)
     assert "1x1 bottlenecks: module 3a on 28x28x192 has 163,696 parameters" in text
