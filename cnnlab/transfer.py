@@ -277,17 +277,28 @@ def head_parameters(num_classes: int) -> int:
 def bottleneck_features(base: keras.Model, pixels: np.ndarray, batch_size: int = 32,
                         on_progress: Callable[[int, int], None] | None = None,
                         should_stop: Callable[[], bool] | None = None) -> np.ndarray | None:
-    """float32 (n, 2048): each image through the frozen base once. None when stopped."""
+    """float32 (n, 2048): each image through the frozen base once. None when stopped.
+
+    Eager calls, batch by batch: tracing Inception's 300-layer graph for `predict` costs tens
+    of seconds on a CPU, more than a few hundred images take eagerly.
+    """
     n = len(pixels)
     out = np.empty((n, BOTTLENECK_WIDTH), dtype=np.float32)
     for start in range(0, n, batch_size):
         if should_stop is not None and should_stop():
             return None
         end = min(start + batch_size, n)
-        out[start:end] = np.asarray(base.predict_on_batch(to_model_input(pixels[start:end])))
+        out[start:end] = np.asarray(base(to_model_input(pixels[start:end]), training=False))
         if on_progress is not None:
             on_progress(end, n)
     return out
+
+
+def predict_probs(model: keras.Model, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Softmax outputs of `model` (inference mode), eagerly in batches (see above)."""
+    parts = [np.asarray(model(inputs[i:i + batch_size], training=False))
+             for i in range(0, len(inputs), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
 def epoch_orders(n: int, epochs: int, seed: int) -> list[np.ndarray]:
@@ -621,16 +632,17 @@ class TransferRun:
                              bs, cfg.epochs, cfg.seed)
             validation = (features["val"], y["val"])
 
-            def test_probs() -> np.ndarray:
-                return np.asarray(self.head_model.predict(features["test"], batch_size=bs,
-                                                          verbose=0))
         else:
             train_model = self.model
             train_pixels = self.pixels["train"]
             x = batch_stream(lambda idx: to_model_input(train_pixels[idx]), y["train"],
                              (self.image_size, self.image_size, 3), bs, cfg.epochs, cfg.seed)
             validation = (to_model_input(self.pixels["val"]), y["val"])
-            test_probs = self._full_test_probs
+
+        def test_probs() -> np.ndarray:
+            # The base is frozen in phase 1 (and augmentation is off at inference), so the full
+            # model's output on a test image IS the head's output on its cached features.
+            return predict_probs(self.head_model, features["test"], bs)
         compile_for_training(train_model, cfg.learning_rate)
         self._set_stage(f"training the head ({cfg.mode} mode)", 1.0)
 
@@ -650,8 +662,8 @@ class TransferRun:
         )
 
     def _full_test_probs(self) -> np.ndarray:
-        return np.asarray(self.model.predict(to_model_input(self.pixels["test"]),
-                                             batch_size=self.config.batch_size, verbose=0))
+        return predict_probs(self.model, to_model_input(self.pixels["test"]),
+                             self.config.batch_size)
 
     def _build_phase2(self) -> TrainSetup:
         cfg = self.config
