@@ -62,6 +62,7 @@ class TrainSetup:
     evaluate: Callable[[Any], Mapping[str, Any]] | None = None
     fit_kwargs: dict = field(default_factory=dict)   # class_weight, shuffle, ...
     info: dict = field(default_factory=dict)    # anything to show (data source, counts)
+    context: dict = field(default_factory=dict)  # objects for later use (e.g. the test set)
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,8 @@ class TrainingJob:
         self.model = None               # the (partly) trained keras.Model once training began
         self.setup: TrainSetup | None = None
         self.owner: str | None = None
+        # Results derived after training (analyses, the .keras bytes), cached by the pages.
+        self.extras: dict[str, Any] = {}
         self._holds_seed_lock = False
 
     # ---- public API -------------------------------------------------------------------------
@@ -580,3 +583,24 @@ class JobManager:
             self._renumber()
         for nxt in to_start:
             nxt._start(self._finished)
+
+
+_SHARED: JobManager | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_manager() -> JobManager:
+    """The one JobManager of this server process: every page that trains submits here, so
+    CNNLAB_MAX_JOBS limits all training together."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = JobManager()
+        return _SHARED
+
+
+def new_owner_token() -> str:
+    """An unguessable per-browser token (pages keep it in the URL's query string)."""
+    import secrets
+
+    return secrets.token_urlsafe(12)

@@ -240,8 +240,8 @@ def make_build(config: TrainConfig, dataset: Dataset | None = None):
     config.validate()
 
     def build() -> TrainSetup:
-        data = prepare(dataset or load_dataset(config.dataset), config.validation_fraction,
-                       config.seed)
+        source = dataset or load_dataset(config.dataset)
+        data = prepare(source, config.validation_fraction, config.seed)
         model = build_model(config)
 
         def evaluate(trained) -> dict:
@@ -253,7 +253,8 @@ def make_build(config: TrainConfig, dataset: Dataset | None = None):
         return TrainSetup(model=model, x=data.x_train, y=data.y_train,
                           validation_data=(data.x_val, data.y_val), epochs=config.epochs,
                           batch_size=config.batch_size, evaluate=evaluate,
-                          info={**data.info, "params": int(model.count_params())})
+                          info={**data.info, "params": int(model.count_params())},
+                          context={"dataset": source})
     return build
 
 
@@ -292,7 +293,7 @@ def activation_maps(model, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
         return []
     probe = keras.Model(model.inputs, [layer.output for layer in convs])
     x = np.asarray(image, np.float32).reshape(1, *INPUT_SHAPE)
-    outputs = probe(x, training=False)
+    outputs = probe([x], training=False)
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
     return [(layer.name, np.asarray(out, np.float32)[0])

@@ -1,6 +1,378 @@
-"""Train page (being built)."""
+"""Train: the seed's MNIST CNN trains live; then look inside what it learned."""
 
+from __future__ import annotations
+
+import numpy as np
 import streamlit as st
 
+from cnnlab import jobs
+from cnnlab import train_charts as charts
+from cnnlab import training as tr
+from cnnlab.calc import SpecError
+
 st.title("Train")
-st.info("This page is being built.")
+st.markdown(
+    "The seed's network (exercise 7) trains in front of you: the loss falls batch by batch. "
+    "Training runs in the background on the server; you can leave and come back."
+)
+
+# ---- who am I: a token in the URL survives a refresh; session_state survives page switches
+OWNER_PARAM = "owner"
+token = st.query_params.get(OWNER_PARAM) or st.session_state.get("train_owner")
+if not token:
+    token = jobs.new_owner_token()
+st.session_state["train_owner"] = token
+if st.query_params.get(OWNER_PARAM) != token:
+    st.query_params[OWNER_PARAM] = token
+owner = f"{token}:train"
+manager = jobs.shared_manager()
+
+PRESETS = {"Seed CNN (default)": "cnn", "Dense net, same parameter budget": "dense"}
+DATASET_NAMES = {"mnist": "MNIST digits", "fashion_mnist": "Fashion-MNIST clothes"}
+
+
+def config_ui() -> tr.TrainConfig | None:
+    """The configuration widgets; returns a validated config, or None after an st.error."""
+    default = tr.TrainConfig()
+    top = st.columns([2, 2, 1, 1, 1])
+    preset = top[0].radio("Network", list(PRESETS), key="preset", horizontal=False,
+                          help="The dense net has one hidden layer sized so its parameter "
+                               "count matches the CNN's: seed answer 1, with real curves.")
+    arch = PRESETS[preset]
+    dataset = top[1].radio("Data", list(DATASET_NAMES), format_func=DATASET_NAMES.get,
+                           key="dataset")
+    epochs = top[2].number_input("Epochs", 1, 200, default.epochs, key="epochs")
+    batch = top[3].selectbox("Batch size", [16, 32, 64, 128, 256, 512], index=2, key="batch")
+    seed = top[4].number_input("Seed", 0, 2**31 - 1, default.seed, key="seed",
+                               help="The same seed gives the same curve.")
+    with st.expander("Network and optimizer", icon=":material/tune:"):
+        c = st.columns(4)
+        if arch == "cnn":
+            f1 = c[0].number_input("Conv 1 filters", 1, 512, 32, key="f1")
+            f2 = c[1].number_input("Conv 2 filters", 1, 512, 64, key="f2")
+            k1 = c[0].selectbox("Conv 1 kernel", [1, 3, 5, 7], index=1, key="k1")
+            k2 = c[1].selectbox("Conv 2 kernel", [1, 3, 5, 7], index=1, key="k2")
+            units = c[2].number_input("Dense units", 1, 4096, 128, key="units")
+            preset_units = default.dense_preset_units
+        else:
+            f1, f2, k1, k2, units = 32, 64, 3, 3, 128
+            preset_units = c[0].number_input("Hidden units", 1, 4096, default.dense_preset_units,
+                                             key="preset_units")
+        dropout = c[2].slider("Dropout", 0.0, 0.9, 0.0, 0.05, key="dropout",
+                              help="Applied after the hidden dense layer; the seed uses none.")
+        optimizer = c[3].selectbox("Optimizer", list(tr.OPTIMIZERS), key="optimizer")
+        lr = c[3].select_slider("Learning rate", [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
+                                value=0.001, key="lr")
+        mixed = c[2].toggle("Mixed precision (float16)", key="mixed",
+                            help="Seed answer 3: activations take half the memory. On a CPU "
+                                 "it is slower, not faster.")
+    config = tr.TrainConfig(dataset=dataset, architecture=arch, filters=(int(f1), int(f2)),
+                            kernels=(int(k1), int(k2)), dense_units=int(units),
+                            dense_preset_units=int(preset_units), dropout=float(dropout),
+                            batch_size=int(batch), epochs=int(epochs), learning_rate=float(lr),
+                            optimizer=optimizer, seed=int(seed), mixed_precision=bool(mixed))
+    try:
+        return config.validate()
+    except tr.ConfigError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
+
+
+def calculator_ui(config: tr.TrainConfig) -> None:
+    """Parameters and memory from the calculator engine, before anything trains."""
+    try:
+        stats = config.stats()
+    except SpecError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    mem = stats.memory
+    cols = st.columns(4)
+    cols[0].metric("Parameters", f"{stats.total_params:,}")
+    cols[1].metric("Multiply-adds per image", f"{stats.total_macs:,}")
+    cols[2].metric(f"Training memory, batch {mem.batch}", f"{mem.training_bytes / 1e6:.1f} MB",
+                   help="Activations kept for backprop, input batch, parameters, gradients "
+                        "and optimizer slots (cnnlab.calc).")
+    cols[3].metric("Activation memory", f"{mem.activations_bytes / 1e6:.1f} MB",
+                   help=f"every layer's output x batch {mem.batch}, {mem.dtype}")
+    with st.expander("Layer by layer (from the calculator)", icon=":material/calculate:"):
+        st.dataframe(
+            [{"layer": s.name, "output shape": " x ".join(map(str, s.output_shape)),
+              "parameters": s.params, "multiply-adds": s.macs} for s in stats.layers],
+            hide_index=True, width="stretch")
+
+
+config = config_ui()
+if config is not None:
+    calculator_ui(config)
+
+
+
+def start_training() -> None:
+    # A button callback runs before the page does, so the page draws the job (and an
+    # enabled Stop button) in the same run.
+    config = st.session_state.get("train_config")
+    if config is None:
+        return
+    try:
+        manager.submit(owner, tr.job_for(config))
+    except (jobs.JobError, tr.ConfigError) as exc:
+        st.session_state["train_error"] = str(exc)
+
+
+def stop_training() -> None:
+    manager.stop(owner)
+
+
+st.session_state["train_config"] = config
+active = manager.active(owner)
+buttons = st.columns([1, 1, 4])
+buttons[0].button("Train", key="train", type="primary", icon=":material/play_arrow:",
+                  disabled=config is None or active is not None, width="stretch",
+                  on_click=start_training)
+buttons[1].button("Stop", key="stop", icon=":material/stop:", disabled=active is None,
+                  width="stretch", on_click=stop_training)
+if st.session_state.get("train_error"):
+    st.error(st.session_state.pop("train_error"), icon=":material/error:")
+counts = manager.counts()
+buttons[2].caption(f"Server: {counts['running']} of {counts['max_concurrent']} training slots "
+                   f"busy, {counts['queued']} queued (CNNLAB_MAX_JOBS).")
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def draw_progress(snap: jobs.JobSnapshot) -> None:
+    if snap.state == "queued":
+        st.info(f"Queued: position {snap.queue_position} in line. Training starts when a slot "
+                "frees up.", icon=":material/hourglass_top:")
+        return
+    if snap.state == "failed":
+        st.error(f"Training failed: {snap.error}", icon=":material/error:")
+        return
+    ips = f"{snap.images_per_second:,.0f} images/s" if snap.images_per_second else "… images/s"
+    status = {"running": "training", "stopping": "stopping", "stopped": "stopped",
+              "done": "finished"}[snap.state]
+    text = (f"{status} · epoch {snap.epoch}/{snap.epochs} · batch {snap.batch}/"
+            f"{snap.steps_per_epoch or '…'} · {ips} · elapsed {format_seconds(snap.elapsed_s)}")
+    if snap.state in ("running", "stopping"):
+        text += f" · ETA {format_seconds(snap.eta_s)}"
+    st.progress(snap.progress, text=text)
+    if snap.info:
+        st.caption(f"Data: {snap.info.get('source')}: {snap.info.get('train_images', 0):,} "
+                   f"training, {snap.info.get('validation_images', 0):,} validation, "
+                   f"{snap.info.get('test_images', 0):,} test images.")
+
+
+def live_panel() -> None:
+    job = manager.active(owner) or manager.latest(owner)
+    if job is None:
+        st.caption("Press **Train** to start. The chart updates twice a second.")
+        return
+    snap = job.snapshot()
+    st.subheader(snap.label)
+    draw_progress(snap)
+    if snap.batches:
+        st.plotly_chart(charts.live_figure(snap), width="stretch", key="live_chart")
+    if snap.state == "done":
+        st.success(f"Test accuracy {snap.result['test_accuracy']:.2%} on "
+                   f"{snap.result['test_images']:,} test images.", icon=":material/check_circle:")
+    if snap.finished and st.session_state.get("live_job") == snap.id:
+        # The job just ended: rerun the whole page to stop the timer and show the analysis.
+        st.session_state["live_job"] = None
+        st.rerun()
+
+
+if active is not None:
+    st.session_state["live_job"] = active.id
+st.fragment(run_every=0.5 if active is not None else None)(live_panel)()
+
+# ---- after training ------------------------------------------------------------------------
+latest = manager.latest(owner)
+finished = [j for j in manager.jobs_of(owner) if j.state in ("done", "stopped") and j.model]
+
+
+def analysis_of(job: jobs.TrainingJob) -> tr.TestAnalysis | None:
+    if "analysis" not in job.extras:
+        dataset = (job.setup.context.get("dataset") if job.setup else None)
+        if dataset is None:
+            return None
+        with st.spinner("Predicting the test set…"):
+            job.extras["analysis"] = tr.analyze_test(job.model, dataset)
+    return job.extras["analysis"]
+
+
+def digit_grid(images: np.ndarray, captions: list[str], cols: int = 8) -> None:
+    for start in range(0, len(images), cols):
+        columns = st.columns(cols)
+        for col, img, cap in zip(columns, images[start:start + cols], captions[start:start + cols],
+                                 strict=False):
+            col.image(img, caption=cap, width=84, clamp=True)
+
+
+def inside_ui(job: jobs.TrainingJob, dataset, analysis: tr.TestAnalysis) -> None:
+    names = dataset.class_names
+    convs = tr.conv_layers(job.model)
+    if convs:
+        st.markdown("**First-layer filters** (red: positive weights, blue: negative). "
+                    "Each is a 3x3 (or larger) pattern detector slid over the image.")
+        st.plotly_chart(charts.filters_figure(tr.first_layer_filters(job.model)), width="stretch",
+                        key="filters")
+    else:
+        st.info("The dense net has no filters: every hidden unit sees all 784 pixels at once.")
+        return
+    index = st.number_input("Test image", 0, dataset.n_test - 1, 0, key="act_index",
+                            help="Index into the test set")
+    left, right = st.columns([1, 5])
+    left.image(dataset.x_test[index], caption=f"true: {names[dataset.y_test[index]]}, "
+               f"predicted: {names[analysis.y_pred[index]]}", width=140)
+    maps = tr.activation_maps(job.model, tr.to_inputs(dataset.x_test[index:index + 1])[0])
+    with right:
+        for name, m in maps:
+            st.markdown(f"**{name}**: {m.shape[2]} activation maps of {m.shape[0]}x{m.shape[1]}")
+            st.plotly_chart(charts.activations_figure(m), width="stretch", key=f"maps_{name}")
+
+
+def confusion_ui(dataset, analysis: tr.TestAnalysis) -> None:
+    names = list(dataset.class_names)
+    st.markdown(f"Test accuracy **{analysis.accuracy:.2%}** on {len(analysis.y_true):,} images. "
+                "Rows: the true class; columns: the prediction. **Click a cell** to see its images.")
+    event = st.plotly_chart(charts.confusion_figure(analysis.confusion, names), width="stretch",
+                            key="confusion", on_select="rerun", selection_mode="points")
+    points = (event.selection.points if event and event.selection else []) or []
+    cell = None
+    if points and points[0].get("customdata"):
+        cell = tuple(points[0]["customdata"][:2])
+    if cell and st.session_state.get("cm_applied") != cell:
+        st.session_state["cm_true"], st.session_state["cm_pred"] = names[cell[0]], names[cell[1]]
+        st.session_state["cm_applied"] = cell
+    c = st.columns(2)
+    true = c[0].selectbox("True class", names, key="cm_true", index=None,
+                          placeholder="click a cell or choose")
+    pred = c[1].selectbox("Predicted class", names, key="cm_pred", index=None,
+                          placeholder="click a cell or choose")
+    if true is None or pred is None:
+        return
+    idx = analysis.indices(names.index(true), names.index(pred))
+    st.caption(f"{len(idx):,} test images are {true} and were predicted {pred}"
+               + (" (showing 32)" if len(idx) > 32 else ""))
+    idx = idx[:32]
+    digit_grid(dataset.x_test[idx], [f"#{i} {analysis.probs[i].max():.0%}" for i in idx])
+
+
+def mistakes_ui(dataset, analysis: tr.TestAnalysis) -> None:
+    names = dataset.class_names
+    if not analysis.mistakes:
+        st.success("No mistakes on the test set.")
+        return
+    st.markdown("The wrong predictions the network was **most sure** of.")
+    digit_grid(dataset.x_test[[m.index for m in analysis.mistakes]],
+               [f"true {names[m.true]} → {names[m.predicted]} ({m.confidence:.0%})"
+                for m in analysis.mistakes])
+
+
+def own_digit_ui(job: jobs.TrainingJob, dataset) -> None:
+    from cnnlab.images import UPLOAD_TYPES, ImageError, decode_image
+
+    left, right = st.columns([1, 2])
+    with left:
+        st.markdown("Draw a digit (white on black, as MNIST) or upload a photo of one.")
+        image = None
+        try:
+            from streamlit_drawable_canvas import st_canvas
+
+            canvas = st_canvas(stroke_width=18, stroke_color="#FFFFFF", background_color="#000000",
+                               height=280, width=280, drawing_mode="freedraw", key="canvas", return_image_data=True,
+                               update_streamlit=True)
+            if canvas is not None and canvas.image_data is not None \
+                    and canvas.image_data[..., :3].max() > 0:
+                image = canvas.image_data
+        except ImportError:
+            st.caption("Drawing needs streamlit-drawable-canvas; uploading still works.")
+        upload = st.file_uploader("…or upload an image", type=UPLOAD_TYPES, key="digit_upload")
+        if upload is not None:
+            try:
+                image = decode_image(upload.getvalue(), upload.name)
+            except ImageError as exc:
+                st.error(str(exc), icon=":material/error:")
+                image = None
+    with right:
+        if image is None:
+            st.caption("The preprocessing steps and the network's answer appear here.")
+            return
+        steps = tr.preprocess_digit(image)
+        if steps.empty:
+            st.warning("The image is empty: nothing to classify.")
+            return
+        cols = st.columns(4)
+        cols[0].image(steps.gray, caption="gray levels", width=110)
+        cols[1].image(steps.normalized, caption="inverted to white on black" if steps.inverted
+                      else "white on black already", width=110)
+        cols[2].image(steps.fitted, caption="cropped, scaled to 20 px", width=110)
+        cols[3].image(steps.centered, caption="28x28, centred by mass: what the net sees",
+                      width=110)
+        probs = tr.predict_one(job.model, steps.x)
+        names = dataset.class_names
+        st.markdown(f"The network says **{names[int(np.argmax(probs))]}** "
+                    f"({probs.max():.1%}).")
+        st.plotly_chart(charts.probabilities_figure(probs, names), width="stretch", key="probs")
+
+
+def compare_ui() -> None:
+    runs = [j for j in manager.jobs_of(owner) if j.state in ("done", "stopped")]
+    if not runs:
+        st.caption("Finished runs of this session appear here.")
+        return
+    labels = {f"{j.id}: {j.label}": j for j in runs}
+    chosen = st.multiselect("Runs to overlay", list(labels), default=list(labels)[-3:],
+                            key="compare_runs")
+    rows = []
+    for j in runs:
+        s = j.snapshot()
+        last = s.epochs_log[-1] if s.epochs_log else {}
+        rows.append({"run": j.id, "configuration": s.label, "state": s.state,
+                     "parameters": s.info.get("params"),
+                     "epochs": len(s.epochs_log),
+                     "val accuracy": last.get("val_accuracy"),
+                     "test accuracy": s.result.get("test_accuracy"),
+                     "images/s": round(s.images_per_second or 0)})
+    st.dataframe(rows, hide_index=True, width="stretch")
+    if chosen:
+        st.plotly_chart(charts.compare_figure([labels[c].snapshot() for c in chosen]),
+                        width="stretch", key="compare_chart")
+
+
+if latest is not None and latest.state in ("done", "stopped") and latest.model is not None:
+    st.divider()
+    st.header("Inside the trained network")
+    dataset = latest.setup.context.get("dataset") if latest.setup else None
+    analysis = analysis_of(latest)
+    if dataset is None or analysis is None:
+        st.info("This run has no test set to look at.")
+    else:
+        tabs = st.tabs([":material/grid_view: Filters & activations",
+                        ":material/table_chart: Confusion matrix",
+                        ":material/report: Worst mistakes",
+                        ":material/draw: Your digit",
+                        ":material/stacked_line_chart: Compare runs"])
+        with tabs[0]:
+            inside_ui(latest, dataset, analysis)
+        with tabs[1]:
+            confusion_ui(dataset, analysis)
+        with tabs[2]:
+            mistakes_ui(dataset, analysis)
+        with tabs[3]:
+            own_digit_ui(latest, dataset)
+        with tabs[4]:
+            compare_ui()
+        if "keras_bytes" not in latest.extras:
+            latest.extras["keras_bytes"] = tr.model_bytes(latest.model)
+        st.download_button("Download the model (.keras)", latest.extras["keras_bytes"],
+                           file_name=f"cnnlab-{latest.id}.keras", icon=":material/download:",
+                           mime="application/octet-stream", key="download")
+elif finished:
+    st.divider()
+    compare_ui()

@@ -1,0 +1,126 @@
+"""The Train page through AppTest: config + calculator, a short live training, reattach,
+isolation, stop, and the after-training views."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cnnlab import jobs
+from tests.apptest import app_at, run_isolated
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    # No download attempt: the offline MNIST sample, as in the lecture hall.
+    monkeypatch.setenv("CNNLAB_OFFLINE", "1")
+    yield
+    jobs.shared_manager().shutdown()
+
+
+def small(at):
+    at.number_input(key="epochs").set_value(1)
+    at.number_input(key="f1").set_value(4)
+    at.number_input(key="f2").set_value(8)
+    at.selectbox(key="batch").set_value(128)
+    return at.run()
+
+
+def run_until(at, predicate, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while True:
+        at.run(timeout=60)
+        assert not at.exception, [e.value for e in at.exception]
+        if predicate(at):
+            return at
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.3)
+
+
+def test_opens_without_tensorflow():
+    result = run_isolated("pages/train.py")
+    assert result["exceptions"] == []
+    assert result["titles"] == ["Train"]
+    assert result["tensorflow"] is False      # a model is built only when training starts
+
+
+def test_calculator_numbers_before_training():
+    at = app_at("pages/train.py")
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Parameters"] == "225,034"     # the seed CNN, = keras count_params()
+    at.radio(key="preset").set_value("Dense net, same parameter budget").run()
+    assert {m.label: m.value for m in at.metric}["Parameters"] == "224,995"
+    at.radio(key="preset").set_value("Seed CNN (default)").run()
+    at.selectbox(key="k1").set_value(7).run()
+    at.selectbox(key="k2").set_value(7).run()
+    # 7x7 kernels: 28 -> 22 -> 11 -> 5 -> 2, so the dense layer sees 2*2*64 = 256 inputs.
+    # 1,600 + 100,416 + (256*128 + 128) + 1,290 = 136,202
+    assert {m.label: m.value for m in at.metric}["Parameters"] == "136,202"
+    assert not at.error and not at.button(key="train").disabled
+
+
+def test_train_live_reattach_stop_then_look_inside():
+    """One short training serves the whole story (training is the slow part on 2 cores)."""
+    at = app_at("pages/train.py")
+    at.number_input(key="epochs").set_value(50)
+    at.number_input(key="f1").set_value(4)
+    at.number_input(key="f2").set_value(8)
+    at.selectbox(key="batch").set_value(128)
+    at.run()
+    token = at.query_params["owner"]
+    at.button(key="train").click().run(timeout=60)
+    job = jobs.shared_manager().active(f"{token}:train")
+    assert job is not None and job.config["epochs"] == 50
+    # The live panel gains points while Keras trains.
+    at = run_until(at, lambda a: len(job.snapshot().batches) >= 3 and a.progress
+                   and "training" in a.progress[0].text)
+    assert "offline sample of 5,000 real MNIST digits" in " ".join(c.value for c in at.caption)
+    n = len(job.snapshot().batches)
+    run_until(at, lambda a: len(job.snapshot().batches) > n)
+
+    # A refresh: a new session that only knows the URL's token reattaches to the same job.
+    from streamlit.testing.v1 import AppTest
+
+    from tests.apptest import APP
+
+    again = AppTest.from_file(APP, default_timeout=60)
+    again.query_params["owner"] = token
+    again.run()
+    again.switch_page("pages/train.py").run()
+    assert again.button(key="train").disabled and not again.button(key="stop").disabled
+    assert again.subheader[0].value == job.label
+    # Another browser sees no job and has nothing to stop.
+    other = app_at("pages/train.py")
+    assert other.query_params["owner"] != token
+    assert not other.subheader and other.button(key="stop").disabled
+
+    # Stop from the reattached session: the partly trained model is kept and examined.
+    again.button(key="stop").click().run(timeout=60)
+    assert job.wait(10) and job.state == "stopped"
+    again = run_until(again, lambda a: a.progress and "stopped" in a.progress[0].text)
+    assert len(jobs.shared_manager().jobs_of(f"{token}:train")) == 1     # no duplicate
+    assert [t.label.split(" ", 1)[1] for t in again.tabs] == [
+        "Filters & activations", "Confusion matrix", "Worst mistakes", "Your digit",
+        "Compare runs"]
+    analysis = job.extras["analysis"]
+    assert analysis.confusion.sum() == 1000
+    again.selectbox(key="cm_true").set_value("4").run()
+    again.selectbox(key="cm_pred").set_value("4").run()
+    shown = [c.value for c in again.caption if "were predicted 4" in c.value][0]
+    assert shown.startswith(f"{int(analysis.confusion[4, 4]):,} test images are 4")
+    assert again.get("download_button")[0].proto.label == "Download the model (.keras)"
+    assert not again.exception
+
+
+def test_queue_position_is_shown(monkeypatch):
+    manager = jobs.shared_manager()
+    monkeypatch.setattr(manager, "max_concurrent", 0)    # every slot taken
+    at = small(app_at("pages/train.py"))
+    at.button(key="train").click().run(timeout=60)
+    info = [i.value for i in at.info]
+    assert any("Queued: position 1" in text for text in info)
+    assert "0 of 0 training slots busy, 1 queued" in " ".join(c.value for c in at.caption)
+    at.button(key="stop").click().run(timeout=60)
+    assert manager.counts()["queued"] == 0
