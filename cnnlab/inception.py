@@ -330,8 +330,12 @@ class Classifier:
         return result
 
 
-def load_classifier(weights: str = "auto") -> Classifier:
-    """`load_inception` (with top) wrapped for classification; warmed up with one image."""
+def load_classifier(weights: str = "auto", warm_gradcam: bool = False) -> Classifier:
+    """`load_inception` (with top) wrapped for classification; warmed up with one image.
+
+    warm_gradcam: also trace Grad-CAM's gradient function now (seconds on a CPU), so that
+    a page's first heat map is as quick as the later ones.
+    """
     untrained = weights == "untrained"
     if untrained:
         description = "UNTRAINED network: random weights, its classes mean nothing"
@@ -341,5 +345,10 @@ def load_classifier(weights: str = "auto") -> Classifier:
         description = f"Inception v3 weights from {weights}"
     classifier = Classifier(load_inception(True, weights), untrained, description)
     # Trace the forward pass now, so the first user's click is not the slow one.
-    classifier.predict(np.zeros((1, classifier.size, classifier.size, 3), np.float32))
+    blank = np.zeros((classifier.size, classifier.size, 3), np.float32)
+    classifier.predict(blank[None])
+    if warm_gradcam:
+        from cnnlab import gradcam
+
+        gradcam.grad_cam(classifier.model, blank, class_index=0)
     return classifier

@@ -23,7 +23,7 @@ KEEP = 24                          # results kept per session (newest win)
 @st.cache_resource(show_spinner="Loading Inception v3 (once per server)…")
 def shared_classifier(mode: str) -> inception.Classifier:
     """One model per server process, shared read-only by every session."""
-    return inception.load_classifier(mode)
+    return inception.load_classifier(mode, warm_gradcam=True)
 
 
 def top5_figure(top: list[tuple[str, str, float]], untrained: bool) -> go.Figure:
@@ -84,20 +84,17 @@ def weights_ui() -> str | None:
 def inputs_ui() -> list[tuple[str, str, bytes | None]]:
     """(name, key, data) per chosen image; data None for a gallery photo."""
     limit_mb = min(st.get_option("server.maxUploadSize"), images.MAX_UPLOAD_BYTES // 2**20)
-    left, right = st.columns([3, 2])
-    with left:
-        uploads = st.file_uploader(
-            "Upload one or several images", type=images.UPLOAD_TYPES,
-            accept_multiple_files=True, key="classify_uploads",
-            help="Decoded by Pillow with a format allowlist; the extension must match the content.")
-        st.caption(f"{images.FORMAT_NAMES} (first frame of an animation) · up to {limit_mb} MB "
-                   f"per file · at most {images.MAX_PIXELS / 1e6:.0f} megapixels")
-    with right:
-        titles = images.sample_titles()
-        picked = st.pills("…or pick sample photos", options=list(titles),
-                          format_func=lambda name: titles[name].split(" (")[0],
-                          selection_mode="multi", key="classify_samples")
-        st.caption("Real photos shipped with scikit-image and scikit-learn.")
+    uploads = st.file_uploader(
+        "Upload one or several images", type=images.UPLOAD_TYPES,
+        accept_multiple_files=True, key="classify_uploads",
+        help="Decoded by Pillow with a format allowlist; the extension must match the content.")
+    st.caption(f"{images.FORMAT_NAMES} (first frame of an animation) · up to {limit_mb} MB "
+               f"per file · at most {images.MAX_PIXELS / 1e6:.0f} megapixels")
+    titles = images.sample_titles()
+    picked = st.pills("…or pick sample photos (real photos shipped with scikit-image and "
+                      "scikit-learn)", options=list(titles),
+                      format_func=lambda name: titles[name].split(" (")[0],
+                      selection_mode="multi", key="classify_samples")
     chosen: list[tuple[str, str, bytes | None]] = []
     for upload in uploads or []:
         data = upload.getvalue()
@@ -141,7 +138,7 @@ def result_ui(classifier: inception.Classifier, mode: str, key: str,
         seen, heat, chart = st.columns([1, 1, 1.4])
         with seen:
             st.image(result.view, caption="As the network sees it: centre crop, 299×299, "
-                                          "then scaled to [-1, 1]", width=299)
+                                          "then scaled to [-1, 1]", width="stretch")
         with chart:
             st.plotly_chart(top5_figure(result.top, classifier.untrained), width="stretch",
                             key=f"chart-{key}")
@@ -154,7 +151,7 @@ def result_ui(classifier: inception.Classifier, mode: str, key: str,
                                       f"({result.probs[i] * 100:.1f}%)")
             picture, cam_seconds = cam_overlay(classifier, mode, key, result, int(chosen))
             st.image(picture, caption="Grad-CAM on mixed10 (8×8): red = evidence for the "
-                                      "class", width=299)
+                                      "class", width="stretch")
         st.caption(f":material/timer: {result.seconds * 1000:.0f} ms to preprocess, predict and "
                    f"decode the labels · Grad-CAM {cam_seconds * 1000:.0f} ms")
 

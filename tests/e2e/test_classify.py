@@ -1,0 +1,71 @@
+"""The Classify page in headless Chromium, served with the test weights file: upload a
+photo and see the chart and the Grad-CAM; upload a broken file and see its message."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnlab import images, inception
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    assert_no_exception,
+    open_page,
+    start_app_server,
+    wait_for_app_run,
+)
+from tests.inception_fixtures import inception_weights  # noqa: F401 (fixture)
+
+
+@pytest.fixture(scope="module")
+def classify_url(inception_weights):  # noqa: F811
+    with start_app_server(env={inception.ENV_WEIGHTS: str(inception_weights)}) as url:
+        yield url
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # st.image pictures are fetched after the run: wait until every one has loaded.
+    page.wait_for_function("[...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
+                           ".every(img => img.complete && img.naturalWidth > 0)", timeout=30_000)
+    height = page.evaluate(
+        "document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 100, 6000)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / name))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def _upload(page, files: list[tuple[str, bytes, str]]) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.locator("[data-testid='stFileUploaderDropzone']").first.click()
+    chooser.value.set_files(files=[{"name": n, "mimeType": m, "buffer": b} for n, b, m in files])
+    page.wait_for_timeout(500)
+    wait_for_app_run(page, timeout=120_000)
+
+
+def test_upload_photo_then_broken_file(classify_url, page):
+    open_page(page, classify_url)  # the entry runs st.navigation first
+    open_page(page, classify_url, "classify")
+    assert_no_exception(page)
+    assert page.get_by_role("heading", name="Classify").first.is_visible()
+    assert page.get_by_text("20 MB per file").first.is_visible()
+
+    _upload(page, [("chelsea.jpg", images.sample_photo_bytes("chelsea"), "image/jpeg")])
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=120_000)
+    assert_no_exception(page)
+    assert page.get_by_role("heading", name="chelsea.jpg").first.is_visible()
+    # the chart's bars are the top-5 classes, probability labels included
+    assert page.locator("[data-testid='stPlotlyChart'] .bars .point").count() == 5
+    assert page.locator("[data-testid='stImage'] img").count() == 2  # network view + Grad-CAM
+    assert page.get_by_text("ms to preprocess, predict").first.is_visible()
+    _shot(page, "classify-photo.png")
+
+    broken = images.sample_photo_bytes("coffee", "PNG")[:3000]
+    _upload(page, [("broken.png", broken, "image/png")])
+    alert = page.locator("[data-testid='stAlertContentError']")
+    alert.first.wait_for(timeout=60_000)
+    assert "broken.png: truncated or corrupt image data" in alert.first.inner_text()
+    assert_no_exception(page)
+    # the good photo is still classified next to the bad file's message
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 1
+    _shot(page, "classify-broken.png")
