@@ -300,40 +300,49 @@ def resolve(layers: Sequence[LayerSpec]) -> list[LayerSpec]:
     two or more inputs, other layers exactly one; every layer but the last feeds a later
     one (Keras would silently drop an unused branch, so the counts would disagree).
     """
+    return [replace(spec, name=name, inputs=inputs) for spec, name, inputs in _resolve(layers)]
+
+
+def _resolve(layers: Sequence[LayerSpec]) -> list[tuple[LayerSpec, str, tuple[str, ...]]]:
+    """(spec, name, inputs) per layer, checked as `resolve` describes (no copies: fast)."""
     names = _auto_names(layers)
     seen: dict[str, int] = {}
-    resolved: list[LayerSpec] = []
+    resolved: list[tuple[LayerSpec, str, tuple[str, ...]]] = []
+    previous = INPUT_NAME
     for index, (spec, name) in enumerate(zip(layers, names, strict=True), start=1):
-        where = _where(index, name)
         if not isinstance(spec, LayerSpec):
             raise SpecError(f"layer {index}: expected a LayerSpec, got {type(spec).__name__}")
         if spec.kind not in KINDS:
-            raise SpecError(f"{where}: unknown layer kind {spec.kind!r}; "
+            raise SpecError(f"{_where(index, name)}: unknown layer kind {spec.kind!r}; "
                             f"known: {', '.join(KINDS)}")
         if not isinstance(name, str) or not _NAME_RE.match(name) or name == INPUT_NAME:
-            raise SpecError(f"{where}: name {name!r} must start with a letter or _ and use only "
-                            f"letters, digits, _ . - (and not be {INPUT_NAME!r})")
+            raise SpecError(f"{_where(index, name)}: name {name!r} must start with a letter or "
+                            f"_ and use only letters, digits, _ . - (and not be {INPUT_NAME!r})")
         if name in seen:
-            raise SpecError(f"{where}: name {name!r} is already used by layer {seen[name]}")
-        previous = resolved[-1].name if resolved else INPUT_NAME
+            raise SpecError(f"{_where(index, name)}: name {name!r} is already used by layer "
+                            f"{seen[name]}")
         inputs = tuple(spec.inputs) if spec.inputs else (previous,)
         for source in inputs:
             if source != INPUT_NAME and source not in seen:
-                raise SpecError(f"{where}: input {source!r} is not the name of an earlier layer")
-        if len(set(inputs)) != len(inputs):
-            raise SpecError(f"{where}: the same input is listed twice in {', '.join(inputs)}")
+                raise SpecError(f"{_where(index, name)}: input {source!r} is not the name of "
+                                "an earlier layer")
+        if len(inputs) > 1 and len(set(inputs)) != len(inputs):
+            raise SpecError(f"{_where(index, name)}: the same input is listed twice in "
+                            f"{', '.join(inputs)}")
         if spec.kind in ("concat", "add"):
             if len(inputs) < 2:
-                raise SpecError(f"{where}: {spec.kind} needs two or more inputs, got "
-                                f"{len(inputs)}")
+                raise SpecError(f"{_where(index, name)}: {spec.kind} needs two or more inputs, "
+                                f"got {len(inputs)}")
         elif len(inputs) != 1:
-            raise SpecError(f"{where}: {spec.kind} takes one input, got {len(inputs)}")
+            raise SpecError(f"{_where(index, name)}: {spec.kind} takes one input, got "
+                            f"{len(inputs)}")
         seen[name] = index
-        resolved.append(replace(spec, name=name, inputs=inputs))
-    used = {source for spec in resolved for source in spec.inputs}
-    for index, spec in enumerate(resolved[:-1], start=1):
-        if spec.name not in used:
-            raise SpecError(f"{_where(index, spec.name)}: its output is never used "
+        resolved.append((spec, name, inputs))
+        previous = name
+    used = {source for _, _, inputs in resolved for source in inputs}
+    for index, (_, name, _) in enumerate(resolved[:-1], start=1):
+        if name not in used:
+            raise SpecError(f"{_where(index, name)}: its output is never used "
                             "(only the last layer may feed nothing)")
     return resolved
 
@@ -458,23 +467,19 @@ def analyze(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: i
     See the module docstring for the memory model.
     """
     shape_in = check_input_shape(input_shape)
-    resolved = resolve(layers)
     shapes: dict[str, tuple[int, ...]] = {INPUT_NAME: shape_in}
     rfs: dict[str, object] = {INPUT_NAME: ((1, 1), (1, 1))}
     stats: list[LayerStats] = []
-    for index, spec in enumerate(resolved, start=1):
-        where = _where(index, spec.name)
+    for index, (spec, name, inputs) in enumerate(_resolve(layers), start=1):
         out, trainable, frozen, macs, rf = _layer(
-            spec, where, [shapes[s] for s in spec.inputs], [rfs[s] for s in spec.inputs])
-        shapes[spec.name] = out
-        rfs[spec.name] = rf
+            spec, _where(index, name), [shapes[s] for s in inputs], [rfs[s] for s in inputs])
+        shapes[name] = out
+        rfs[name] = rf
+        # Positional: LayerStats' field order (faster than keywords in this hot loop).
         stats.append(LayerStats(
-            name=spec.name, kind=spec.kind, inputs=spec.inputs, output_shape=out,
-            params=trainable + frozen, trainable_params=trainable, non_trainable_params=frozen,
-            macs=macs, activation_elems=math.prod(out),
-            receptive_field=max(rf[0]) if rf else None, receptive_field_hw=rf[0] if rf else None,
-            jump=rf[1] if rf else None,
-        ))
+            name, spec.kind, inputs, out, trainable + frozen, trainable, frozen, macs,
+            math.prod(out), max(rf[0]) if rf else None, rf[0] if rf else None,
+            rf[1] if rf else None))
     model = ModelStats(
         input_shape=shape_in, layers=stats,
         total_params=sum(s.params for s in stats),

@@ -194,16 +194,19 @@ row2[2].metric("Parameter memory", calc.format_bytes(m.params_bytes),
                help="float32 (4 bytes) per parameter, also under mixed precision")
 
 if presets.match_preset(config.input_shape, config.layers) == "seed exercise":
+    seed = stats.at(dtype="float32", accum_steps=1).memory  # the exercise is in float32
     st.info(
-        f"**The seed's exercise, computed.** Parameters: 2,800 + 180,200 + 720,400 = "
-        f"**{stats.total_params:,}** (the seed says 6,100). Feature maps of one instance: "
+        f"**The seed's exercise, computed** (float32, as the exercise). Parameters: 2,800 + "
+        f"180,200 + 720,400 = **{stats.total_params:,}** (the seed says 6,100). Feature maps "
+        "of one instance: "
         + ", ".join(calc.format_bytes(4 * layer.activation_elems) for layer in stats.layers)
-        + f" in float32. Predicting one instance needs **{calc.format_bytes(m.inference_bytes)}"
-        f"** (two consecutive maps + parameters; the seed says 9.6 MB). Training a batch of "
-        f"{m.batch} keeps every map: {calc.format_bytes(m.activations_bytes)} + "
-        f"{calc.format_bytes(m.input_batch_bytes)} of input + parameters = "
-        f"**{calc.format_bytes(m.before_gradients_bytes)}** before gradients and optimizer "
-        f"state (the seed says 480 MB).", icon=":material/school:")
+        + f". Predicting one instance needs **{calc.format_bytes(seed.inference_bytes)}** "
+        f"(two consecutive maps + parameters; the seed says 9.6 MB). Training a batch of "
+        f"{seed.batch} keeps every map: {calc.format_bytes(seed.activations_bytes)} + "
+        f"{calc.format_bytes(seed.input_batch_bytes)} of input images + "
+        f"{calc.format_bytes(seed.params_bytes)} of parameters = "
+        f"**{calc.format_bytes(seed.before_gradients_bytes)}** before gradients and optimizer "
+        f"state (the seed says 480 MB); the totals above add those.", icon=":material/school:")
 
 # --------------------------------------------------------------------------- per layer
 st.subheader("Per layer")

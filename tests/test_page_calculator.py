@@ -54,6 +54,7 @@ def test_changing_batch_dtype_and_optimizer_changes_the_totals(at):
     at.selectbox(key="calc_dtype").select("mixed_float16").run()
     assert metrics(at)["Train one batch of 10"] == "67.03 MB"  # activations halved
     assert at.query_params["dtype"] == "mixed_float16"
+    assert "12.61 MB" in at.info[0].value  # the seed box stays in float32, as the exercise
 
 
 def test_preset_loads_a_new_table(at):
