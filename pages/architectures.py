@@ -167,6 +167,27 @@ def photo_maps(_pixels, key: str):
     return concepts.feature_maps(_pixels)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def shift_result(_photo, key: str, dy: int, dx: int):
+    from cnnlab import concepts
+
+    return concepts.shift_experiment(_photo, dy, dx)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def pool_result(_maps, key: str, kernel: int, stride: int, c_out: int):
+    from cnnlab import concepts
+
+    return concepts.pool_vs_strided_conv(_maps, kernel, stride, c_out)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def lrn_result(_maps, key: str, radius: int, bias: float, alpha: float, beta: float):
+    from cnnlab import concepts
+
+    return concepts.lrn_experiment(_maps, radius, bias, alpha, beta)
+
+
 def run_button(label: str, key: str) -> bool:
     """True once the experiment was started; until then a button (TensorFlow loads on click)."""
     if st.session_state.get(key):
@@ -198,7 +219,7 @@ if photo is not None:
         dy = a.slider("Move the camera down (pixels)", -8, 8, 4, key="exp1_dy")
         dx = b.slider("Move the camera right (pixels)", -8, 8, -3, key="exp1_dx")
         with st.spinner("Running a Conv2D and a Dense layer..."):
-            r = concepts.shift_experiment(photo_pixels(photo, photo_key, 56), dy, dx)
+            r = shift_result(photo_pixels(photo, photo_key, 56), photo_key, dy, dx)
         a, b = st.columns(2)
         a.metric("Conv: response moves with the image", f"r = {r.conv_equivariance:.3f}",
                  f"{r.conv_params:,} parameters (one 5x5 filter + bias)", delta_color="off", delta_arrow="off")
@@ -230,7 +251,7 @@ if photo is not None:
                                     format_func=lambda i: f"edges at {names[i]}", key="exp2_ch")
         with st.spinner("Computing feature maps..."):
             maps = photo_maps(pixels, photo_key)
-            r = concepts.pool_vs_strided_conv(maps, kernel, stride, c_out)
+            r = pool_result(maps, photo_key, kernel, stride, c_out)
         a, b = st.columns(2)
         a.metric("MaxPooling2D parameters", f"{r.pool_params:,}",
                  f"output {' x '.join(map(str, r.pooled.shape))}", delta_color="off", delta_arrow="off")
@@ -262,8 +283,8 @@ if photo is not None:
         beta = cols[3].slider("beta", 0.0, 2.0, 0.75, key="exp3_beta")
         try:
             with st.spinner("tf.nn.local_response_normalization..."):
-                r = concepts.lrn_experiment(photo_maps(pixels, photo_key), radius, bias, alpha,
-                                            beta)
+                r = lrn_result(photo_maps(pixels, photo_key), photo_key, radius, bias, alpha,
+                               beta)
         except ValueError as error:
             st.error(str(error))
             return
