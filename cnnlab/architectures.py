@@ -392,11 +392,14 @@ def googlenet(aux: bool = False) -> Network:
         if aux_outputs:
             s.add("concat", "outputs", "classifier", *aux_outputs)
     key, title = ("googlenet_aux", "GoogLeNet + aux") if aux else ("googlenet", "GoogLeNet")
+    notes = ("LRN as in the reference Caffe model (size 5, alpha 1e-4 averaged over the 5 "
+             "maps, beta 0.75); the classifier follows global average pooling directly (the "
+             "paper's extra linear layer is the classifier itself).",)
+    if aux:
+        notes += ("The output concatenates the three softmax vectors [main, aux 4a, aux 4d] "
+                  "(3000 values), because a calculator spec has one output.",)
     return Network(key, title, (224, 224, 3), tuple(s.layers), tuple(s.blocks),
-                   PAPERS["googlenet"], notes=(
-                       "LRN as in the reference Caffe model (size 5, alpha 1e-4 averaged over "
-                       "the 5 maps, beta 0.75); the classifier follows global average pooling "
-                       "directly (the paper's extra linear layer is the classifier itself).",))
+                   PAPERS["googlenet"], notes=notes)
 
 
 def _aux_head(s: _Spec, prefix: str, source: str) -> str:
