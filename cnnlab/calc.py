@@ -1098,8 +1098,20 @@ def fit_options(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batc
                                  "scaling; accuracy is usually unchanged"))
 
     # Gradient accumulation: the fewest steps whose micro-batch fits; same effective batch.
-    steps = next((k for k in range(1, batch + 1)
-                  if base.at(accum_steps=k).training_bytes <= gpu_bytes), None)
+    # Memory falls as k grows (the micro-batch ceil(batch / k) shrinks): binary search.
+    def accum_fits(k: int) -> bool:
+        return base.at(accum_steps=k).training_bytes <= gpu_bytes
+
+    steps: int | None = None
+    if accum_fits(batch):
+        low, high = 1, batch
+        while low < high:
+            mid = (low + high) // 2
+            if accum_fits(mid):
+                high = mid
+            else:
+                low = mid + 1
+        steps = low
     if steps == 1:
         options.append(FitOption("gradient accumulation", "not needed", base.training_bytes,
                                  True, "none"))

@@ -369,3 +369,13 @@ def test_analyze_is_total_over_many_layers():
     stats = analyze((32, 32, 3), layers)
     assert stats.total_params == (3 * 3 * 3 * 4 + 4) + 149 * (3 * 3 * 4 * 4 + 4)
     assert math.prod(stats.output_shape) == 32 * 32 * 4
+
+
+def test_make_it_fit_stays_fast_for_huge_batches():
+    options = {o.remedy: o for o in fit_options(SEED_SHAPE, SEED_LAYERS, batch=10**9,
+                                                gpu_bytes=16e9)}
+    accum = options["gradient accumulation"]
+    steps, micro = (int(word) for word in accum.change.split()[:4:3])
+    assert accum.fits and micro == math.ceil(10**9 / steps)
+    assert seed(batch=10**9, accum_steps=steps).training_bytes <= 16e9
+    assert seed(batch=10**9, accum_steps=steps - 1).training_bytes > 16e9
