@@ -188,6 +188,17 @@ def lrn_result(_maps, key: str, radius: int, bias: float, alpha: float, beta: fl
     return concepts.lrn_experiment(_maps, radius, bias, alpha, beta)
 
 
+def guarded(experiment):
+    """Run an experiment; an unexpected failure is one line on the page, never a traceback."""
+    def run() -> None:
+        try:
+            experiment()
+        except Exception as error:  # noqa: BLE001  (the page must survive any failure)
+            st.error(f"The experiment failed: {type(error).__name__}: "
+                     f"{str(error).splitlines()[0] if str(error) else ''}")
+    return run
+
+
 def run_button(label: str, key: str) -> bool:
     """True once the experiment was started; until then a button (TensorFlow loads on click)."""
     if st.session_state.get(key):
@@ -204,6 +215,7 @@ if photo is not None:
     pixels = photo_pixels(photo, photo_key, 128)
 
     @st.fragment
+    @guarded
     def experiment_shift() -> None:
         st.subheader("1. CNN vs dense net: parameters and translation")
         from cnnlab import concepts
@@ -236,6 +248,7 @@ if photo is not None:
                    "position: its weights are different for every pixel.")
 
     @st.fragment
+    @guarded
     def experiment_pool() -> None:
         st.subheader("2. Max pooling vs a strided convolution")
         if not run_button("Run experiment 2", "exp2"):
@@ -268,6 +281,7 @@ if photo is not None:
                    "(untrained, Glorot weights) must learn what to keep, with its parameters.")
 
     @st.fragment
+    @guarded
     def experiment_lrn() -> None:
         st.subheader("3. Local Response Normalization")
         from cnnlab import concepts
