@@ -153,6 +153,10 @@ def draw_progress(snap: jobs.JobSnapshot) -> None:
     if snap.state == "failed":
         st.error(f"Training failed: {snap.error}", icon=":material/error:")
         return
+    if snap.state in ("running", "stopping") and not snap.epochs:
+        st.progress(0.0, text="preparing: loading the data and building the model (the first "
+                              "run in a server also loads TensorFlow)…")
+        return
     ips = f"{snap.images_per_second:,.0f} images/s" if snap.images_per_second else "… images/s"
     status = {"running": "training", "stopping": "stopping", "stopped": "stopped",
               "done": "finished"}[snap.state]
