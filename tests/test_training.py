@@ -173,3 +173,53 @@ def test_smoothing():
     assert np.allclose(smooth([2.0] * 5), 2.0)
     noisy = np.array([1.0, 0.0] * 50)
     assert smooth(noisy)[-10:].std() < noisy[-10:].std() / 3
+
+
+def _snapshot(losses_by_epoch: list[list[float]], val_loss: list[float]):
+    from cnnlab.jobs import BatchPoint, JobSnapshot
+
+    points, step = [], 0
+    for epoch, losses in enumerate(losses_by_epoch, start=1):
+        for batch, loss in enumerate(losses, start=1):
+            step += 1
+            points.append(BatchPoint(step, epoch, batch, loss, loss, {"accuracy": 0.5}, step))
+    epochs_log = tuple({"epoch": e, "loss": 1.0, "val_loss": v, "val_accuracy": 0.9}
+                       for e, v in enumerate(val_loss, start=1))
+    return JobSnapshot("job-x", "run x", "running", None, None, len(val_loss) + 1, 3,
+                       len(losses_by_epoch[-1]), len(losses_by_epoch[0]), 0.5, 1.0, 100.0, 1.0,
+                       tuple(points), epochs_log, {}, {}, {}, 0)
+
+
+def test_live_chart_shows_every_batch_and_each_validation():
+    from cnnlab import train_charts
+
+    snap = _snapshot([[2.0, 1.5, 1.0, 0.8], [0.7, 0.6]], [0.9])
+    fig = train_charts.live_figure(snap)
+    raw, smoothed, val = fig.data[0], fig.data[1], fig.data[2]
+    assert list(raw.y) == [2.0, 1.5, 1.0, 0.8, 0.7, 0.6]
+    assert list(raw.x) == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5]   # batches placed in epochs
+    assert list(smoothed.y) == pytest.approx(smooth([2.0, 1.5, 1.0, 0.8, 0.7, 0.6]).tolist())
+    assert (list(val.x), list(val.y)) == ([1], [0.9])
+    compare = train_charts.compare_figure([snap, snap])
+    assert len(compare.data) == 6
+
+
+def test_confusion_chart_cells_carry_their_class_pair():
+    from cnnlab import train_charts
+
+    counts = np.arange(9).reshape(3, 3)
+    fig = train_charts.confusion_figure(counts, ["a", "b", "c"])
+    cells = fig.data[1]
+    assert len(cells.customdata) == 9
+    # Clicking the cell (true "c", predicted "b") reports exactly that pair and its count.
+    i = [tuple(c[:2]) for c in cells.customdata].index((2, 1))
+    assert (cells.y[i], cells.x[i], cells.customdata[i][2]) == ("c", "b", 7)
+
+
+def test_mosaic_tiles_images_with_gaps():
+    from cnnlab.train_charts import mosaic
+
+    tiles, index = mosaic(np.ones((5, 3, 3), np.float32), cols=2)
+    assert tiles.shape == (3 * 4 - 1, 2 * 4 - 1)
+    assert np.isnan(tiles).sum() == tiles.size - 5 * 9
+    assert set(np.unique(index)) == {-1, 1, 2, 3, 4, 5}
