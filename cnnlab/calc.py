@@ -879,15 +879,21 @@ def rows_to_layers(rows: Iterable[Mapping[str, object]]) -> list[LayerSpec]:
     Raises SpecError naming the row ("layer 3 (conv2): ...") for a bad cell. Rows whose
     every cell is blank (a fresh row of the editor) are skipped.
     """
-    layers = []
-    for row in rows:
-        if all(_blank(v) for v in row.values()):
-            continue
-        name = row.get("name")
-        where = _where(len(layers) + 1, "" if _blank(name) else str(name).strip())
+    filled = [row for row in rows if not all(_blank(v) for v in row.values())]
+    kinds = []
+    for row in filled:
         raw_kind = row.get("kind")
-        kind = _ALIASES.get(str(raw_kind).strip().lower(), None) if not _blank(raw_kind) else None
-        kind = kind or ("" if _blank(raw_kind) else str(raw_kind).strip().lower())
+        kind = "" if _blank(raw_kind) else str(raw_kind).strip().lower()
+        kinds.append(_ALIASES.get(kind, kind))
+    # The names analyze() will give, so that a message names the row as the results do.
+    shown = _auto_names([LayerSpec(kind or "layer", "" if _blank(row.get("name"))
+                                   else str(row.get("name")).strip())
+                         for kind, row in zip(kinds, filled, strict=True)])
+    layers = []
+    for row, kind, shown_name in zip(filled, kinds, shown, strict=True):
+        name = row.get("name")
+        # An unknown kind has no automatic name: then only an explicit one is shown.
+        where = _where(len(layers) + 1, shown_name if kind in KINDS or not _blank(name) else "")
         keys = _KEYS.get(kind, ())
         fields: dict[str, object] = {"name": name, "in": row.get("inputs")}
         size = row.get("filters/units")

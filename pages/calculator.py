@@ -206,7 +206,9 @@ if presets.match_preset(config.input_shape, config.layers) == "seed exercise":
         f"{calc.format_bytes(seed.input_batch_bytes)} of input images + "
         f"{calc.format_bytes(seed.params_bytes)} of parameters = "
         f"**{calc.format_bytes(seed.before_gradients_bytes)}** before gradients and optimizer "
-        f"state (the seed says 480 MB); the totals above add those.", icon=":material/school:")
+        + ("state (the seed says 480 MB)" if seed.batch == 50 else
+           "state (the exercise asks about a batch of 50)")
+        + "; the totals above add those.", icon=":material/school:")
 
 # --------------------------------------------------------------------------- per layer
 st.subheader("Per layer")

@@ -298,11 +298,11 @@ def test_table_rows_ignore_cells_a_kind_does_not_use_and_blank_rows():
 def test_a_bad_table_cell_names_the_row():
     rows = layers_to_rows(PRESETS["seed MNIST CNN"][1])
     rows[2]["kernel"] = "3y"
-    with pytest.raises(SpecError, match=r"^layer 3: kernel must be N or NxM"):
+    with pytest.raises(SpecError, match=r"^layer 3 \(conv2\): kernel must be N or NxM"):
         rows_to_layers(rows)
     rows[2]["kernel"] = "3"
     rows[2]["options"] = "groups"
-    with pytest.raises(SpecError, match=r"^layer 3: option 'groups' must look like key=value"):
+    with pytest.raises(SpecError, match=r"^layer 3 \(conv2\): option 'groups' must look like key=value"):
         rows_to_layers(rows)
 
 
@@ -379,3 +379,13 @@ def test_make_it_fit_stays_fast_for_huge_batches():
     assert accum.fits and micro == math.ceil(10**9 / steps)
     assert seed(batch=10**9, accum_steps=steps).training_bytes <= 16e9
     assert seed(batch=10**9, accum_steps=steps - 1).training_bytes > 16e9
+
+
+def test_a_row_of_unknown_kind_is_named_by_its_position():
+    rows = layers_to_rows(PRESETS["seed MNIST CNN"][1])
+    rows[1]["kind"] = "pool"
+    with pytest.raises(SpecError, match=r"^layer 2: unknown layer kind 'pool'"):
+        rows_to_layers(rows)
+    rows[1]["kind"] = None
+    with pytest.raises(SpecError, match=r"^layer 2: unknown layer kind '\(empty\)'"):
+        rows_to_layers(rows)

@@ -37,6 +37,7 @@ def test_opens_on_the_seed_exercise_with_its_numbers(at):
     seed_box = " ".join(i.value for i in at.info)
     assert "903,400" in seed_box and "6.00 MB, 3.00 MB, 1.52 MB" in seed_box
     assert "565.61 MB" in seed_box  # the seed's "about 566 MB" before gradients
+    assert "the seed says 480 MB" in seed_box
     per_layer = at.dataframe[1].value
     assert list(per_layer["params"]) == [2_800, 180_200, 720_400]
     assert list(per_layer["output"]) == ["100 x 150 x 100", "50 x 75 x 200", "25 x 38 x 400"]
@@ -77,7 +78,7 @@ def test_a_bad_cell_shows_one_error_beside_the_table_and_never_a_traceback(at):
     edit(at, edited_rows={1: {"kernel": "3y"}})
     assert not at.exception
     assert [e.value for e in at.error] == [
-        "layer 2: kernel must be N or NxM of positive integers, got '3y'"]
+        "layer 2 (conv2): kernel must be N or NxM of positive integers, got '3y'"]
     assert metrics(at)["Parameters"] == "903,400"  # the last valid network stays shown
     edit(at, edited_rows={2: {"kernel": "300", "padding": "valid"}})
     assert [e.value for e in at.error] == [

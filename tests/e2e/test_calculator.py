@@ -69,6 +69,6 @@ def test_calculator_in_the_browser(app_url, page):
     error = page.locator("[data-testid='stAlertContentError']").first
     error.wait_for()
     wait_for_app_run(page)
-    assert "layer 2: kernel must be N or NxM of positive integers, got '3y'" in error.inner_text()
+    assert "layer 2 (conv2): kernel must be N or NxM of positive integers, got '3y'" in error.inner_text()
     assert_no_exception(page)
     screenshot(page, "calculator-bad-cell.png")
