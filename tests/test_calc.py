@@ -389,3 +389,35 @@ def test_a_row_of_unknown_kind_is_named_by_its_position():
     rows[1]["kind"] = None
     with pytest.raises(SpecError, match=r"^layer 2: unknown layer kind '\(empty\)'"):
         rows_to_layers(rows)
+
+
+def test_garbage_cells_give_spec_errors_only():
+    """Whatever a user types into the table, the page gets a result or one SpecError."""
+    import random
+
+    from cnnlab.calc import KINDS, TABLE_COLUMNS
+
+    rng = random.Random(7)
+    junk = [None, "", " ", "0", "-1", "3", "3x5", "2x0", "abc", "1e9", "nan", 0, -2, 3, 2.5,
+            float("nan"), float("inf"), 10**12, "same", "valid", "relu", "a, b", "input",
+            "groups=2", "bias=maybe", "pad=1,2", "pad=x", "=", "x=1", "depth_radius=-1",
+            "alpha=nan", True]
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(3000):
+        # Sensible rows (the seed MNIST CNN), then each cell replaced by junk now and then.
+        rows = layers_to_rows(PRESETS["seed MNIST CNN"][1])
+        for row in rows:
+            for column in TABLE_COLUMNS:
+                if rng.random() < 0.08:
+                    row[column] = rng.choice(junk)
+            if rng.random() < 0.05:
+                row["kind"] = rng.choice([*KINDS, "pool", None, "", 3])
+        try:
+            layers = rows_to_layers(rows)
+            analyze((rng.randint(10, 40), rng.randint(10, 40), rng.randint(1, 4)), layers,
+                    batch=rng.randint(1, 64))
+            outcomes["ok"] += 1
+        except SpecError as error:
+            assert "\n" not in str(error) and str(error).startswith(("layer ", "input"))
+            outcomes["error"] += 1
+    assert outcomes["ok"] > 50 and outcomes["error"] > 1000, outcomes
