@@ -120,6 +120,9 @@ PRESET_NOTES: dict[str, str] = {
              "as keras.applications.VGG16.",
 }
 DEFAULT_PRESET = "seed exercise"
+MAX_BATCH = 10**9  # limits of a configuration read from a URL
+MAX_GPU_GB = 10**6
+MAX_INPUT_SIZE = 10**6
 
 
 @dataclass(frozen=True)
@@ -203,8 +206,16 @@ def from_query(query: Mapping[str, str | Sequence[str]]) -> CalcConfig:
     if optimizer not in OPTIMIZER_SLOTS:
         raise SpecError(f"optimizer: must be one of {', '.join(OPTIMIZER_SLOTS)}, "
                         f"got {optimizer!r}")
-    if batch < 1 or accum < 1 or not gpu_gb > 0:
-        raise SpecError("batch, accum and gpu must be positive")
+    # Bounds keep every value inside what the page's number inputs can show.
+    if not 1 <= batch <= MAX_BATCH or not 1 <= accum <= batch:
+        raise SpecError(f"batch/accum: batch must be 1..{MAX_BATCH:,} and accum 1..batch, "
+                        f"got {batch}, {accum}")
+    if not 0 < gpu_gb <= MAX_GPU_GB:
+        raise SpecError(f"gpu: must be more than 0 and at most {MAX_GPU_GB:,} GB, "
+                        f"got {gpu_text!r}")
+    if max(input_shape) > MAX_INPUT_SIZE:
+        raise SpecError(f"input: each size must be at most {MAX_INPUT_SIZE:,}, got "
+                        f"{input_text!r}")
     unchanged = preset is not None and layers == base.layers and input_shape == base.input_shape
     return CalcConfig(input_shape, layers, batch, dtype, optimizer, gpu_gb, accum,
                       preset if unchanged else None)

@@ -421,3 +421,22 @@ def test_garbage_cells_give_spec_errors_only():
             assert "\n" not in str(error) and str(error).startswith(("layer ", "input"))
             outcomes["error"] += 1
     assert outcomes["ok"] > 50 and outcomes["error"] > 1000, outcomes
+
+
+@pytest.mark.parametrize("query, message", [
+    ({"input": "abc"}, r"^input: 'abc' must be HxWxC"),
+    ({"input": "ax2x3"}, r"^input 'ax2x3': every size must be"),
+    ({"input": "9999999x2x3"}, r"^input: each size must be at most"),
+    ({"batch": "0"}, r"^batch/accum"),
+    ({"batch": "10000000000"}, r"^batch/accum"),
+    ({"batch": "8", "accum": "9"}, r"^batch/accum"),
+    ({"batch": "many"}, r"^batch/accum: must be positive integers"),
+    ({"gpu": "nan"}, r"^gpu: must be more than 0"),
+    ({"gpu": "inf"}, r"^gpu: must be more than 0"),
+    ({"gpu": "-1"}, r"^gpu: must be more than 0"),
+    ({"dtype": "float64"}, r"^dtype: must be one of"),
+    ({"optimizer": "lion"}, r"^optimizer: must be one of"),
+])
+def test_bad_urls_give_one_line(query, message):
+    with pytest.raises(SpecError, match=message):
+        from_query(query)
