@@ -121,7 +121,7 @@ PRESET_NOTES: dict[str, str] = {
 }
 DEFAULT_PRESET = "seed exercise"
 MAX_BATCH = 10**9  # limits of a configuration read from a URL
-MAX_GPU_GB = 10**6
+MIN_GPU_GB, MAX_GPU_GB = 0.01, 10**6
 MAX_INPUT_SIZE = 10**6
 
 
@@ -210,8 +210,8 @@ def from_query(query: Mapping[str, str | Sequence[str]]) -> CalcConfig:
     if not 1 <= batch <= MAX_BATCH or not 1 <= accum <= batch:
         raise SpecError(f"batch/accum: batch must be 1..{MAX_BATCH:,} and accum 1..batch, "
                         f"got {batch}, {accum}")
-    if not 0 < gpu_gb <= MAX_GPU_GB:
-        raise SpecError(f"gpu: must be more than 0 and at most {MAX_GPU_GB:,} GB, "
+    if not MIN_GPU_GB <= gpu_gb <= MAX_GPU_GB:
+        raise SpecError(f"gpu: must be between {MIN_GPU_GB} and {MAX_GPU_GB:,} GB, "
                         f"got {gpu_text!r}")
     if max(input_shape) > MAX_INPUT_SIZE:
         raise SpecError(f"input: each size must be at most {MAX_INPUT_SIZE:,}, got "

@@ -431,9 +431,10 @@ def test_garbage_cells_give_spec_errors_only():
     ({"batch": "10000000000"}, r"^batch/accum"),
     ({"batch": "8", "accum": "9"}, r"^batch/accum"),
     ({"batch": "many"}, r"^batch/accum: must be positive integers"),
-    ({"gpu": "nan"}, r"^gpu: must be more than 0"),
-    ({"gpu": "inf"}, r"^gpu: must be more than 0"),
-    ({"gpu": "-1"}, r"^gpu: must be more than 0"),
+    ({"gpu": "nan"}, r"^gpu: must be between 0.01 and"),
+    ({"gpu": "inf"}, r"^gpu: must be between 0.01 and"),
+    ({"gpu": "-1"}, r"^gpu: must be between 0.01 and"),
+    ({"gpu": "0.001"}, r"^gpu: must be between 0.01 and"),
     ({"dtype": "float64"}, r"^dtype: must be one of"),
     ({"optimizer": "lion"}, r"^optimizer: must be one of"),
 ])
