@@ -11,6 +11,8 @@ import gc
 import io
 import os
 import stat
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -338,10 +340,23 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
     weights = BaseWeights(str(inception_notop_weights), False, "random test weights")
     manager = JobManager(max_concurrent=1)
     common = dict(image_size=SIZE, epochs=2, batch_size=8, learning_rate=1e-2, seed=5)
+    # Streamlit calls keras.backend.clear_session() after every script run, from its own
+    # thread; the run must survive that while it builds Inception v3 in the job's thread.
+    done = threading.Event()
+
+    def streamlit_reruns():
+        while not done.is_set():
+            keras.backend.clear_session(free_memory=False)
+            time.sleep(0.005)
+
+    rerunner = threading.Thread(target=streamlit_reruns, daemon=True)
+    rerunner.start()
     # Augmentation is part of the fast run's model but cannot act on cached features.
     fast = run_to_end(TransferRun(ds, split, TransferConfig(
         mode="fast", augmentation=Augmentation(), fine_tune_blocks=1, fine_tune_epochs=1,
         **common), weights), manager, "a")
+    done.set()
+    rerunner.join()
     assert fast.phase1.state == "done", fast.phase1.error
     full = run_to_end(TransferRun(ds, split, TransferConfig(
         mode="full", augmentation=NO_AUGMENTATION, **common), weights), manager, "b")

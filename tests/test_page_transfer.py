@@ -1,0 +1,104 @@
+"""The Transfer page through AppTest: bad archives, an upload, a short fast-mode training,
+the results, the hand-off to Classify, and the session folder's removal."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+
+from cnnlab import jobs, transfer_data
+from tests.apptest import app_at, run_isolated
+
+PAGE = "pages/transfer.py"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    # No weights on this machine: the page must say it trains an untrained base.
+    monkeypatch.delenv("CNNLAB_INCEPTION_WEIGHTS_NOTOP", raising=False)
+    monkeypatch.delenv("CNNLAB_TRANSFER_DATA", raising=False)
+    yield
+    jobs.shared_manager().shutdown()
+
+
+def run_until(at, predicate, timeout: float = 240):
+    deadline = time.monotonic() + timeout
+    while True:
+        at.run(timeout=120)
+        assert not at.exception, [e.value for e in at.exception]
+        if predicate(at):
+            return at
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+def test_opens_without_tensorflow():
+    result = run_isolated(PAGE)
+    assert result["exceptions"] == []
+    assert result["titles"] == ["Transfer learning"]
+    assert result["tensorflow"] is False  # nothing loads TensorFlow before there is data
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("photos.zip", b"this is not a zip", "photos.zip: not a zip archive."),
+    ("one.zip", transfer_data.demo_archive(3, 64, classes={"cat": "chelsea"}),
+     "one.zip: needs at least two class folders"),
+])
+def test_bad_archive_one_line_error(name, data, message):
+    at = app_at(PAGE)
+    at.file_uploader(key="transfer_zip").set_value((name, data, "application/zip")).run()
+    assert not at.exception
+    assert len(at.error) == 1 and at.error[0].value.startswith(message)
+    assert "\n" not in at.error[0].value
+    assert at.session_state["transfer_dataset"] is None
+    workspace = Path(at.session_state["transfer_workspace"])
+    assert workspace.is_dir() and list(workspace.iterdir()) == []  # nothing left behind
+
+
+def test_upload_train_fast_results_and_handoff():
+    at = app_at(PAGE, timeout=120)
+    assert "Up to 200 MB" in " ".join(c.value for c in at.caption)
+    data = transfer_data.demo_archive(per_class=8, size=80, seed=2)
+    at.file_uploader(key="transfer_zip").set_value(("pets.zip", data, "application/zip")).run()
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Classes"] == "3" and metrics["Images"] == "24"
+    assert any("only 8 images" in w.value for w in at.warning)
+    assert any("Untrained base" in w.value for w in at.warning)
+    split = at.dataframe[0].value  # the split table (nothing was skipped)
+    assert list(split["test"]) == [1, 1, 1, 3] and list(split["train"]) == [6, 6, 6, 18]
+    assert metrics["Trainable parameters (the head)"] == f"{2048 * 3 + 3:,}"
+    workspace = Path(at.session_state["transfer_workspace"])
+    assert len(list(workspace.rglob("*.jpg"))) == 24
+
+    at.selectbox(key="transfer_size").set_value(75)
+    at.number_input(key="transfer_epochs_fast").set_value(2)
+    at.selectbox(key="transfer_batch").set_value(8)
+    at.run()
+    at.button(key="transfer_train").click().run(timeout=120)
+    assert not at.exception
+    run = at.session_state["transfer_run"]
+    assert run.config.mode == "fast" and run.config.epochs == 2 and run.image_size == 75
+    at = run_until(at, lambda a: run.finished)
+    at.run(timeout=120)
+    assert run.phase1.state == "done", run.phase1.error
+    metrics = {m.label: m.value for m in at.metric}
+    report = run.report()
+    assert metrics["Test accuracy"] == f"{report.accuracy:.1%}"
+    # Keras counted the frozen base when the run built it.
+    assert metrics["Frozen parameters"] == f"{run.parameters['phase 1'].frozen:,}"
+    assert "faster" in " ".join(m.value for m in at.markdown)
+    assert [h.value for h in at.header][-2:] == ["6. How well does it classify?", "7. Keep it"]
+
+    at.button(key="transfer_use").click().run(timeout=60)
+    handoff = at.session_state["classify_custom_model"]
+    assert handoff["labels"] == ["cat", "coffee", "rocket"] and handoff["image_size"] == 75
+    assert handoff["model"] is run.model and handoff["preprocessing"] == "inception"
+    assert any("now uses this model" in s.value for s in at.success)
+
+    # The session's folder goes when the session's resources are released.
+    st.cache_resource.clear()
+    assert not workspace.exists()
