@@ -39,13 +39,16 @@ def files(tmp_path_factory):
     return folder
 
 
-def test_classify_json_good_files_printed_bad_file_named_exit_2(files, inception_weights,  # noqa: F811
-                                                                inception_classifier):  # noqa: F811
-    proc = cli("classify", str(files / "chelsea.jpg"), str(files / "broken.png"),
-               str(files / "rocket.png"), "--json", "--top", "5",
-               env={inception.ENV_WEIGHTS: str(inception_weights)})
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+def test_classify_json_good_files_printed_bad_file_named_exit_2(files, inception_classifier,  # noqa: F811
+                                                                monkeypatch, capsys):
+    from cnnlab.__main__ import main
+
+    monkeypatch.setattr(inception, "load_classifier", lambda weights="auto": inception_classifier)
+    code = main(["classify", str(files / "chelsea.jpg"), str(files / "broken.png"),
+                 str(files / "rocket.png"), "--json", "--top", "5"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    lines = [json.loads(line) for line in out.splitlines()]
     assert [line["file"] for line in lines] == ["chelsea.jpg", "rocket.png"]
     for line, name in zip(lines, ("chelsea.jpg", "rocket.png"), strict=True):
         assert line["untrained"] is False and len(line["top"]) == 5
@@ -53,7 +56,17 @@ def test_classify_json_good_files_printed_bad_file_named_exit_2(files, inception
         assert [t["wnid"] for t in line["top"]] == [w for w, _, _ in expected]
         np.testing.assert_allclose([t["probability"] for t in line["top"]],
                                    [p for *_, p in expected], atol=2e-6)
-    assert "error: broken.png: truncated" in proc.stderr
+    assert err.strip().splitlines() == [
+        "error: broken.png: truncated or corrupt image data (image file is truncated)"]
+
+
+def test_classify_with_weights_file_from_the_environment(files, inception_weights):  # noqa: F811
+    """The real entry point, weights named by CNNLAB_INCEPTION_WEIGHTS, one good file."""
+    proc = cli("classify", str(files / "rocket.png"), "--top", "2",
+               env={inception.ENV_WEIGHTS: str(inception_weights)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout.splitlines()
+    assert out[0].startswith("rocket.png  (") and len(out) == 3
 
 
 def test_classify_text_output(files, inception_classifier, monkeypatch, capsys):  # noqa: F811

@@ -2,8 +2,8 @@
 
 Inception v3's head is global average pooling then a Dense layer, so the gradient of
 logit c with respect to A^k_ij is W[k, c] / 64 everywhere: Grad-CAM must equal
-ReLU(A @ W[:, c]) normalised (Zhou et al.'s CAM). The maps A come from Keras' own
-predict on a sub-model, the weights W from the layer: an independent oracle.
+ReLU(A @ W[:, c]) normalised (Zhou et al.'s CAM). The maps A come from a Keras sub-model
+ending at mixed10, the weights W from the Dense layer: an independent oracle.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlab import gradcam, images, inception
-from tests.inception_fixtures import inception_weights  # noqa: F401 (fixture)
+from cnnlab import gradcam, images
+from tests.inception_fixtures import inception_classifier, inception_weights  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def model(inception_weights):  # noqa: F811
-    return inception.load_inception(weights=str(inception_weights))
+def model(inception_classifier):  # noqa: F811
+    return inception_classifier.model  # the test weights, loaded once per session
 
 
 @pytest.fixture(scope="module")
@@ -25,30 +25,35 @@ def cat():
     return images.inception_input(images.sample_photo("chelsea"))
 
 
-def cam_oracle(model, x, class_index):
+@pytest.fixture(scope="module")
+def mixed10(model):
     import keras
 
-    maps = keras.Model(model.input, model.get_layer("mixed10").output).predict(x[None], verbose=0)[0]
+    return keras.Model(model.input, model.get_layer("mixed10").output)
+
+
+def cam_oracle(model, mixed10, x, class_index):
+    maps = mixed10(x[None], training=False).numpy()[0]  # Keras computes the feature maps
     kernel = model.get_layer("predictions").get_weights()[0]
     cam = np.maximum(maps @ kernel[:, class_index], 0.0)
     return cam / cam.max()
 
 
-def test_grad_cam_top_class_equals_cam_closed_form(model, cat):
+def test_grad_cam_top_class_equals_cam_closed_form(model, mixed10, cat):
     result = gradcam.grad_cam(model, cat)
-    probs = model.predict(cat[None], verbose=0)[0]
+    probs = model(cat[None], training=False).numpy()[0]
     assert result.class_index == int(probs.argmax())
     assert result.layer == "mixed10" and result.heatmap.shape == (8, 8)
     assert result.heatmap.min() >= 0 and result.heatmap.max() == pytest.approx(1.0)
-    np.testing.assert_allclose(result.heatmap, cam_oracle(model, cat, result.class_index), atol=1e-4)
+    np.testing.assert_allclose(result.heatmap, cam_oracle(model, mixed10, cat, result.class_index), atol=1e-4)
 
 
-def test_grad_cam_for_a_chosen_class_differs_and_matches(model, cat):
-    probs = model.predict(cat[None], verbose=0)[0]
+def test_grad_cam_for_a_chosen_class_differs_and_matches(model, mixed10, cat):
+    probs = model(cat[None], training=False).numpy()[0]
     chosen = int(probs.argsort()[-2])  # the runner-up: the class picker's typical choice
     result = gradcam.grad_cam(model, cat, class_index=chosen)
     assert result.class_index == chosen
-    np.testing.assert_allclose(result.heatmap, cam_oracle(model, cat, chosen), atol=1e-4)
+    np.testing.assert_allclose(result.heatmap, cam_oracle(model, mixed10, cat, chosen), atol=1e-4)
     top = gradcam.grad_cam(model, cat)
     assert not np.allclose(result.heatmap, top.heatmap)  # a different class, a different map
     with pytest.raises(ValueError, match="class_index"):

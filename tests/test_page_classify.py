@@ -25,7 +25,11 @@ def no_weights(monkeypatch, tmp_path):
 
 @pytest.fixture
 def with_weights(monkeypatch, inception_weights, inception_classifier):  # noqa: F811
+    """The test weights file; the page's cached loader gets the session's classifier
+    (loaded from that same file by `load_classifier`) instead of loading it again."""
     monkeypatch.setenv(inception.ENV_WEIGHTS, str(inception_weights))
+    monkeypatch.setattr(inception, "load_classifier",
+                        lambda weights="auto", warm_gradcam=False: inception_classifier)
     return inception_classifier
 
 
