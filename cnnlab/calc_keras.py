@@ -16,15 +16,22 @@ from cnnlab.calc import INPUT_NAME, LayerSpec, analyze, resolve
 def to_keras(input_shape: Sequence[int], layers: Sequence[LayerSpec], name: str = "cnnlab"):
     """The `keras.Model` that `layers` describe on `input_shape` (checked by `analyze` first,
     so a bad spec raises the calculator's SpecError, not a Keras error)."""
+    analyze(input_shape, layers)
+    return build_unchecked(input_shape, resolve(layers), name)
+
+
+def build_unchecked(input_shape: Sequence[int], layers: Sequence[LayerSpec],
+                    name: str = "cnnlab"):
+    """Build resolved `layers` without the calculator's checks, so Keras decides alone
+    (tests use this to show that what the calculator rejects, Keras cannot build)."""
     import keras
 
-    analyze(input_shape, layers)
     from cnnlab.layers import LocalResponseNormalization
 
     inputs = keras.Input(shape=tuple(input_shape), name=INPUT_NAME)
     tensors = {INPUT_NAME: inputs}
     output = inputs
-    for spec in resolve(layers):
+    for spec in layers:
         kind = spec.kind
         kernel = tuple(spec.kernel) if not isinstance(spec.kernel, int) else spec.kernel
         if kind == "conv":

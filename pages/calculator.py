@@ -94,8 +94,9 @@ with st.container(border=True):
                         help="mixed_float16: 16-bit activations, 32-bit master weights")
     bottom[3].selectbox("Optimizer", list(calc.OPTIMIZER_SLOTS), key=KEYS["optimizer"],
                         help="Slots per trainable parameter: SGD 0, momentum 1, Adam 2")
-    bottom[4].number_input("GPU memory (GB)", min_value=presets.MIN_GPU_GB, max_value=float(presets.MAX_GPU_GB), step=1.0,
-                           format="%.1f", key=KEYS["gpu"])
+    bottom[4].number_input("GPU memory (GB)", min_value=presets.MIN_GPU_GB,
+                           max_value=float(presets.MAX_GPU_GB), step=1.0, format="%.1f",
+                           key=KEYS["gpu"])
 
 # --------------------------------------------------------------------------- layer table
 st.subheader("Layers")

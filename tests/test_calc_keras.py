@@ -203,3 +203,23 @@ def test_cli_json_params_equal_keras_count_params(capsys):
         [layer.count_params() for layer in model.layers[1:]]
     assert [layer["output_shape"] for layer in result["layers"]] == \
         [list(layer.output.shape[1:]) for layer in model.layers[1:]]
+
+
+@pytest.mark.parametrize("input_shape, layers", [
+    ((5, 5, 3), [LayerSpec("conv", filters=4, kernel=(7, 7))]),
+    ((4, 9, 3), [LayerSpec("maxpool", kernel=(5, 5))]),
+    ((8, 8, 3), [LayerSpec("conv", filters=4, kernel=(1, 1), groups=2)]),
+    ((8, 8, 3), [LayerSpec("conv", "a", filters=2), LayerSpec("conv", "b", filters=2,
+                                                              kernel=(3, 3)),
+                 LayerSpec("concat", inputs=("a", "b"))]),
+    ((8, 8, 3), [LayerSpec("conv", "a", filters=2), LayerSpec("conv", "b", filters=3),
+                 LayerSpec("add", inputs=("a", "b"))]),
+    ((8, 8, 3), [LayerSpec("flatten"), LayerSpec("conv", filters=2, kernel=(1, 1))]),
+])
+def test_what_the_calculator_rejects_keras_cannot_build(input_shape, layers):
+    from cnnlab.calc_keras import build_unchecked
+
+    with pytest.raises(SpecError):
+        analyze(input_shape, layers)
+    with pytest.raises(Exception):  # noqa: B017  (Keras raises ValueError or TF errors)
+        build_unchecked(input_shape, resolve(layers))
