@@ -14,7 +14,6 @@ resized to 299x299, values in [-1, 1] exactly as
 from __future__ import annotations
 
 import io
-import struct
 import warnings
 from functools import cache
 from pathlib import PurePath
@@ -130,8 +129,8 @@ def decode_image(data: bytes, name: str) -> Image.Image:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageError(name, "a decompression bomb: the image declares far too many pixels"
                          f" (limit {MAX_PIXELS / 1e6:.0f} megapixels)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(name, f"unreadable image header ({exc})") from None
+    except Exception as exc:  # any parser failure on untrusted bytes is the file's fault
+        raise ImageError(name, f"unreadable image header ({_first_line(exc)})") from None
 
     _check_extension(name, img.format or "")
     width, height = img.size
@@ -141,16 +140,21 @@ def decode_image(data: bytes, name: str) -> Image.Image:
     if width == 0 or height == 0:
         raise ImageError(name, f"the image has no pixels ({width}x{height})")
     try:
-        # struct.error: some plugins' short reads; DecompressionBombError: a later check.
         img.seek(0)  # first frame of an animated GIF/WebP, first page of a TIFF
         img.load()
         img = ImageOps.exif_transpose(img)
         return _to_rgb(img)
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageError(name, f"truncated or corrupt image data ({reason})") from None
     except Image.DecompressionBombError:
         raise ImageError(name, "a decompression bomb: a frame declares far too many pixels") from None
+    except MemoryError:
+        raise ImageError(name, "not enough memory to decode this image") from None
+    except Exception as exc:  # OSError "truncated", SyntaxError, struct.error, bad EXIF...
+        raise ImageError(name, f"truncated or corrupt image data ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def read_image(path: str | PurePath) -> Image.Image:

@@ -263,3 +263,22 @@ def test_sample_photos_are_real_rgb_photos():
     assert set(images.sample_titles()) == set(photos)
     # encoded samples go through the same decoder as uploads
     assert decode_image(images.sample_photo_bytes("chelsea"), "chelsea.jpg").size == (451, 300)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP"])
+def test_corrupted_bytes_give_image_error_or_an_image_never_a_crash(fmt):
+    rng = np.random.default_rng(7)
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    source = Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))
+    data = bytearray(encode(source, fmt, **({"exif": exif} if fmt in ("JPEG", "PNG", "WEBP") else {})))
+    for trial in range(40):
+        damaged = bytearray(data)
+        for position in rng.integers(0, len(damaged), size=1 + trial % 8):
+            damaged[position] = int(rng.integers(0, 256))
+        try:
+            img = decode_image(bytes(damaged), f"fuzz.{fmt.lower()}")
+        except ImageError as exc:
+            assert "\n" not in str(exc) and str(exc).startswith(f"fuzz.{fmt.lower()}: ")
+        else:
+            assert img.mode == "RGB"

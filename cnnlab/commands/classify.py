@@ -63,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
             print("warning: UNTRAINED network (random weights): the classes below mean nothing",
                   file=sys.stderr)
         for name, img in decoded:
-            result = classifier.classify(img, name, k=args.top)
+            try:
+                result = classifier.classify(img, name, k=args.top)
+            except Exception as exc:  # one line, and the other files go on
+                errors.append(f"{name}: could not be classified ({type(exc).__name__}: {exc})")
+                continue
             if args.json:
                 print(json.dumps({
                     "file": name,
