@@ -92,3 +92,43 @@ def test_gallery_pick_and_lying_extension(with_weights):
     assert [e.value for e in at.error] == [
         "holiday.jpg: the extension says JPEG (.jpg) but the content is PNG"]
     assert [h.value for h in at.subheader] == ["A cup of coffee (scikit-image)"]
+
+
+def test_download_button_reports_failure_then_success(monkeypatch, tmp_path):
+    """The page's download goes through inception.download_weights (Keras' get_file):
+    offline it shows the reason; from a reachable mirror the weights land in the cache."""
+    import hashlib
+    import http.server
+    import threading
+
+    monkeypatch.delenv(inception.ENV_WEIGHTS, raising=False)
+    payload = b"stand-in weights " * 1000
+    (tmp_path / "page_download_test.h5").write_bytes(payload)
+    spec = inception.WeightsFile("page_download_test.h5", hashlib.md5(payload).hexdigest(),
+                                 len(payload))
+    monkeypatch.setitem(inception.WEIGHTS_FILES, True, spec)
+    target = inception.cache_path(True)
+    target.unlink(missing_ok=True)
+
+    monkeypatch.setattr(inception, "_BASE_URL", "http://127.0.0.1:9/")  # nothing listens
+    at = app_at(PAGE)
+    at.button(key="download_weights").click().run()
+    assert not at.exception
+    assert any(e.value.startswith("Could not download page_download_test.h5") for e in at.error)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a, **k: Quiet(*a, directory=str(tmp_path), **k))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(inception, "_BASE_URL", f"http://127.0.0.1:{server.server_port}/")
+    try:
+        at.button(key="download_weights").click().run()
+        assert not at.exception and not at.error
+        assert target.read_bytes() == payload
+        assert "from the Keras cache" in texts(at.caption)  # the page moved on to the cache
+    finally:
+        server.shutdown()
+        target.unlink(missing_ok=True)
