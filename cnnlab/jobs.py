@@ -14,10 +14,21 @@ data. A Keras callback (`make_streaming_callback`) records per-batch and per-epo
 lock and obeys a stop Event; it never calls Streamlit. Pages poll `snapshot()`.
 
 Keras/TensorFlow are imported only inside the worker thread.
+
+Living inside Streamlit: after EVERY script run (so every 0.5 s while a page polls a job),
+Streamlit calls `keras.backend.clear_session()` and `gc.collect(2)`
+(streamlit/runtime/scriptrunner/script_runner.py, `_clean_problem_modules` and
+`runner.postScriptGC`). clear_session replaces Keras's thread-local state for *all*
+threads (a running job would lose its dtype policy mid-build) and both collect garbage
+over TensorFlow's ~450k objects: 0.3-1 s each time, holding the GIL, which starves the
+training thread. So the first job (`_settle_keras`) freezes the objects that exist once
+TensorFlow is imported (`gc.freeze()`: collections skip them; they live as long as the
+process anyway) and makes clear_session a no-op while a job is training.
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 import os
@@ -300,9 +311,13 @@ class TrainingJob:
 
     # ---- the worker thread ------------------------------------------------------------------
     def _run(self) -> None:
+        guarded = False
         try:
             import keras
 
+            _settle_keras(keras)
+            _training_threads(+1)
+            guarded = True
             # Both are per-thread in Keras 3, so they must be set here, not by the caller.
             keras.config.set_dtype_policy(self.dtype_policy)
             # Unseeded jobs take the lock too: their random draws would shift a seeded job's.
@@ -331,9 +346,10 @@ class TrainingJob:
             if self._stop_event.is_set():
                 raise _Stopped
             setup.model.fit(
-                setup.x, setup.y, validation_data=setup.validation_data, epochs=setup.epochs,
-                batch_size=setup.batch_size, steps_per_epoch=setup.steps_per_epoch,
-                callbacks=callbacks, verbose=0, **fit_kwargs,
+                setup.x, setup.y, validation_data=setup.validation_data,
+                epochs=setup.epochs, batch_size=setup.batch_size,
+                steps_per_epoch=setup.steps_per_epoch, callbacks=callbacks, verbose=0,
+                **fit_kwargs,
             )
             self._release_seed_lock()
             if self._stop_event.is_set():
@@ -353,6 +369,8 @@ class TrainingJob:
                 self._state = "failed"
                 self._error = _one_line(exc)
         finally:
+            if guarded:
+                _training_threads(-1)
             self._release_seed_lock()
             self._finish()
 
@@ -416,6 +434,38 @@ class TrainingJob:
             if self._t_epoch_batches_end is not None:
                 self._epoch_val_time.append(now - self._t_epoch_batches_end)
             self._t_batch_start = now
+
+
+_KERAS_LOCK = threading.Lock()
+_KERAS_SETTLED = False
+_TRAINING = 0          # jobs inside build() or fit() right now (guarded by _KERAS_LOCK)
+
+
+def _training_threads(delta: int) -> int:
+    global _TRAINING
+    with _KERAS_LOCK:
+        _TRAINING += delta
+        return _TRAINING
+
+
+def _settle_keras(keras) -> None:
+    """Once per process: see the module docstring (Streamlit's post-run cleanup)."""
+    global _KERAS_SETTLED
+    with _KERAS_LOCK:
+        if _KERAS_SETTLED:
+            return
+        _KERAS_SETTLED = True
+        gc.freeze()
+        original = keras.backend.clear_session
+
+        def clear_session(*args, **kwargs):
+            if _training_threads(0) > 0:
+                return None   # a job is training: its thread-local Keras state must survive
+            return original(*args, **kwargs)
+
+        clear_session.__doc__ = original.__doc__
+        clear_session.__wrapped__ = original
+        keras.backend.clear_session = clear_session
 
 
 class _Stopped(Exception):

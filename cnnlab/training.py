@@ -174,27 +174,37 @@ def build_model(config: TrainConfig):
     from keras import layers
 
     config.validate()
+    # The policy is given to each layer, not only taken from the thread's global setting,
+    # so that nothing resetting Keras's global state can silently build a float32 model.
+    dt = config.dtype_policy
     if config.architecture == "dense":
-        body = [layers.Flatten(name="flatten"),
-                layers.Dense(config.dense_preset_units, activation="relu", name="dense1")]
+        body = [layers.Flatten(name="flatten", dtype=dt),
+                layers.Dense(config.dense_preset_units, activation="relu", name="dense1", dtype=dt)]
     else:
         body = [
-            layers.Conv2D(config.filters[0], config.kernels[0], activation="relu", name="conv1"),
-            layers.MaxPooling2D(2, name="pool1"),
-            layers.Conv2D(config.filters[1], config.kernels[1], activation="relu", name="conv2"),
-            layers.MaxPooling2D(2, name="pool2"),
-            layers.Flatten(name="flatten"),
-            layers.Dense(config.dense_units, activation="relu", name="dense1"),
+            layers.Conv2D(config.filters[0], config.kernels[0], activation="relu", name="conv1",
+                          dtype=dt),
+            layers.MaxPooling2D(2, name="pool1", dtype=dt),
+            layers.Conv2D(config.filters[1], config.kernels[1], activation="relu", name="conv2",
+                          dtype=dt),
+            layers.MaxPooling2D(2, name="pool2", dtype=dt),
+            layers.Flatten(name="flatten", dtype=dt),
+            layers.Dense(config.dense_units, activation="relu", name="dense1", dtype=dt),
         ]
     if config.dropout:
-        body.append(layers.Dropout(config.dropout, name="dropout"))
+        body.append(layers.Dropout(config.dropout, name="dropout", dtype=dt))
     # Under mixed precision the softmax stays float32 (Keras' mixed-precision guide).
     body.append(layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="output"))
     model = keras.Sequential([keras.Input(INPUT_SHAPE, name="image"), *body],
                              name=f"{config.architecture}_{config.dataset}")
     optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
                  "rmsprop": keras.optimizers.RMSprop}[config.optimizer]
-    model.compile(optimizer=optimizer(learning_rate=config.learning_rate),
+    opt = optimizer(learning_rate=config.learning_rate)
+    if config.mixed_precision:
+        # float16 gradients underflow without loss scaling (Keras wraps this by itself only
+        # when the *global* policy is mixed_float16; the layers carry it explicitly here).
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    model.compile(optimizer=opt,
                   loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 

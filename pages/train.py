@@ -184,15 +184,23 @@ def live_panel() -> None:
     if snap.state == "done":
         st.success(f"Test accuracy {snap.result['test_accuracy']:.2%} on "
                    f"{snap.result['test_images']:,} test images.", icon=":material/check_circle:")
+    if st.session_state.get("live_preparing") and snap.epochs and not snap.finished:
+        st.session_state["live_preparing"] = False
+        st.rerun()      # batches are coming: switch to the 0.5 s redraw
     if snap.finished and st.session_state.get("live_job") == snap.id:
         # The job just ended: rerun the whole page to stop the timer and show the analysis.
         st.session_state["live_job"] = None
         st.rerun()
 
 
+# Redraw twice a second while training. While the job is still preparing (the first run in
+# a server imports TensorFlow) poll every 2 s: Streamlit garbage-collects after every run,
+# which would slow that import down; the panel reruns the page once batches arrive.
+preparing = active is not None and not active.snapshot().epochs
 if active is not None:
     st.session_state["live_job"] = active.id
-st.fragment(run_every=0.5 if active is not None else None)(live_panel)()
+    st.session_state["live_preparing"] = preparing
+st.fragment(run_every=(2.0 if preparing else 0.5) if active is not None else None)(live_panel)()
 
 # ---- after training ------------------------------------------------------------------------
 latest = manager.latest(owner)

@@ -182,3 +182,21 @@ def test_max_jobs_from_env(monkeypatch):
     assert JobManager().max_concurrent == 3
     monkeypatch.setenv("CNNLAB_MAX_JOBS", "zero")
     assert max_jobs_from_env() == 2
+
+
+def test_streamlit_cleanup_cannot_reset_a_training_job(manager):
+    """Streamlit calls keras.backend.clear_session() after every script run; while a job
+    trains it must not wipe the job's thread-local Keras state (its dtype policy)."""
+    import keras
+
+    seen = {}
+
+    def build():
+        keras.backend.clear_session()      # what Streamlit does, mid-build
+        seen["policy"] = keras.config.dtype_policy().name
+        return tiny_build()()
+
+    job = manager.submit("alice", TrainingJob(build, dtype_policy="mixed_float16"))
+    assert job.wait(120) and job.state == "done", job.error
+    assert seen["policy"] == "mixed_float16"
+    assert job.model.layers[0].compute_dtype == "float16"

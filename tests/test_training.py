@@ -108,6 +108,11 @@ def test_mixed_precision_is_set_in_the_thread_that_builds():
     thread.join()
     assert seen == {"conv": "float16", "out": "float32", "optimizer": "LossScaleOptimizer"}
     assert keras.config.dtype_policy().name == "float32"   # this thread is untouched
+    # Even where the thread's policy was lost (Streamlit's clear_session resets Keras's
+    # thread-local state), the layers keep the configured precision.
+    model = build_model(TrainConfig(mixed_precision=True))
+    assert model.layers[0].compute_dtype == "float16"
+    assert type(model.optimizer).__name__ == "LossScaleOptimizer"
 
 
 @pytest.fixture(scope="module")
