@@ -220,6 +220,21 @@ def _where(index: int, name: str) -> str:
     return f"layer {index} ({name})" if name else f"layer {index}"
 
 
+class _LazyWhere:
+    """'layer 3 (conv2)', formatted only if a message needs it (analyze's hot loop)."""
+
+    __slots__ = ("index", "name")
+
+    def __init__(self, index: int, name: str) -> None:
+        self.index, self.name = index, name
+
+    def __str__(self) -> str:
+        return _where(self.index, self.name)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -472,7 +487,8 @@ def analyze(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: i
     stats: list[LayerStats] = []
     for index, (spec, name, inputs) in enumerate(_resolve(layers), start=1):
         out, trainable, frozen, macs, rf = _layer(
-            spec, _where(index, name), [shapes[s] for s in inputs], [rfs[s] for s in inputs])
+            spec, _LazyWhere(index, name),  # type: ignore[arg-type]
+            [shapes[s] for s in inputs], [rfs[s] for s in inputs])
         shapes[name] = out
         rfs[name] = rf
         # Positional: LayerStats' field order (faster than keywords in this hot loop).
