@@ -189,6 +189,8 @@ def download_weights(include_top: bool = True, progress: Progress | None = None,
                 progress(size, spec.approx_bytes)
     if "error" in outcome:
         reason = " ".join(str(outcome["error"]).split()) or type(outcome["error"]).__name__
+        # get_file says "URL fetch failure on <url>: <code> -- <reason>"; the URL is ours already.
+        reason = reason.rsplit(" -- ", 1)[-1] if reason.startswith("URL fetch failure") else reason
         raise WeightsUnavailable(
             f"Could not download {spec.fname} from {spec.url}: {reason}. {_how_to_get(include_top)}")
     if progress is not None:

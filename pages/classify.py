@@ -53,7 +53,9 @@ def weights_ui() -> str | None:
         st.caption(f":material/check_circle: {status.message}")
         return "auto"
     if status.source == "download":
-        st.warning(status.message, icon=":material/cloud_download:")
+        failed = st.session_state.get("classify_download_error")
+        if not failed:  # the failure message below repeats how to get the weights
+            st.warning(status.message, icon=":material/cloud_download:")
         if st.button("Download the Inception v3 weights now (about 96 MB)",
                      icon=":material/download:", key="download_weights"):
             bar = st.progress(0.0, text="Connecting…")
@@ -69,9 +71,9 @@ def weights_ui() -> str | None:
                 st.session_state["classify_download_error"] = str(exc)
             else:
                 st.session_state.pop("classify_download_error", None)
-                st.rerun()
-        if "classify_download_error" in st.session_state:
-            st.error(st.session_state["classify_download_error"], icon=":material/cloud_off:")
+            st.rerun()
+        if failed:
+            st.error(failed, icon=":material/cloud_off:")
     else:
         st.error(status.message, icon=":material/error:")
     untrained = st.toggle("Show the pipeline with an UNTRAINED network (random weights)",
