@@ -111,7 +111,7 @@ def test_download_button_reports_failure_then_success(monkeypatch, tmp_path):
     target.unlink(missing_ok=True)
 
     monkeypatch.setattr(inception, "_BASE_URL", "http://127.0.0.1:9/")  # nothing listens
-    at = app_at(PAGE)
+    at = app_at(PAGE, timeout=180)  # the first click imports Keras for get_file
     at.button(key="download_weights").click().run()
     assert not at.exception
     assert any(e.value.startswith("Could not download page_download_test.h5") for e in at.error)
