@@ -117,9 +117,10 @@ def mosaic(images: np.ndarray, cols: int, gap: int = 1) -> tuple[np.ndarray, np.
 
 def image_grid_figure(images: np.ndarray, what: str, cols: int = 16,
                       colorscale: str = "gray", symmetric: bool = False,
-                      scale_each: bool = True, px_per_cell: float = 5.0) -> go.Figure:
+                      scale_each: bool = True, width_px: int = 560) -> go.Figure:
     """A grid of small images as ONE heatmap (one trace is fast to build and to redraw;
-    64 subplots are not). Hover names the tile."""
+    64 subplots are not). Hover names the tile. The height follows the mosaic's aspect
+    ratio at `width_px`, the width the page usually gives it."""
     images = np.asarray(images, np.float32)
     if scale_each:   # each tile to its own range, so weak maps stay visible
         lo = images.min(axis=(1, 2), keepdims=True)
@@ -139,9 +140,8 @@ def image_grid_figure(images: np.ndarray, what: str, cols: int = 16,
         hovertemplate=f"{what} %{{customdata}}<extra></extra>", hoverongaps=False))
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     fig.update_xaxes(visible=False, constrain="domain")
-    rows = -(-len(images) // max(1, min(cols, len(images))))
-    height = int(rows * (images.shape[1] + 1) * px_per_cell) + 20
-    fig.update_layout(height=max(height, 90), margin=dict(l=5, r=5, t=5, b=5),
+    height = int(width_px * tiles.shape[0] / tiles.shape[1]) + 10
+    fig.update_layout(height=max(height, 60), margin=dict(l=5, r=5, t=5, b=5),
                       plot_bgcolor="white")
     return fig
 
@@ -149,14 +149,13 @@ def image_grid_figure(images: np.ndarray, what: str, cols: int = 16,
 def filters_figure(filters: np.ndarray) -> go.Figure:
     """First-layer kernels (filters, kh, kw): red positive, blue negative weights."""
     return image_grid_figure(filters, "filter", cols=16, colorscale="RdBu_r", symmetric=True,
-                             px_per_cell=16)
+                             width_px=650)
 
 
 def activations_figure(maps: np.ndarray, limit: int = 64) -> go.Figure:
     """Feature maps (h, w, channels) of one conv layer, brighter = stronger."""
     channels = np.transpose(maps[..., :limit], (2, 0, 1))
-    return image_grid_figure(channels, "map", cols=16, colorscale="Viridis",
-                             px_per_cell=max(2.0, 60 / channels.shape[1]))
+    return image_grid_figure(channels, "map", cols=16, colorscale="Viridis", width_px=520)
 
 
 def confusion_figure(counts: np.ndarray, class_names: Sequence[str]) -> go.Figure:

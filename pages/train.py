@@ -240,7 +240,7 @@ def inside_ui(job: jobs.TrainingJob, dataset, analysis: tr.TestAnalysis) -> None
                             help="Index into the test set")
     left, right = st.columns([1, 5])
     left.image(dataset.x_test[index], caption=f"true: {names[dataset.y_test[index]]}, "
-               f"predicted: {names[analysis.y_pred[index]]}", width=140)
+               f"predicted: {names[analysis.y_pred[index]]}", width="stretch")
     maps = tr.activation_maps(job.model, tr.to_inputs(dataset.x_test[index:index + 1])[0])
     with right:
         for name, m in maps:
@@ -289,7 +289,7 @@ def mistakes_ui(dataset, analysis: tr.TestAnalysis) -> None:
 def own_digit_ui(job: jobs.TrainingJob, dataset) -> None:
     from cnnlab.images import UPLOAD_TYPES, ImageError, decode_image
 
-    left, right = st.columns([1, 2])
+    left, right = st.columns([1, 1.3])
     with left:
         st.markdown("Draw a digit (white on black, as MNIST) or upload a photo of one.")
         image = None
@@ -297,7 +297,7 @@ def own_digit_ui(job: jobs.TrainingJob, dataset) -> None:
             from streamlit_drawable_canvas import st_canvas
 
             canvas = st_canvas(stroke_width=18, stroke_color="#FFFFFF", background_color="#000000",
-                               height=280, width=280, drawing_mode="freedraw", key="canvas", return_image_data=True,
+                               height=256, width=256, drawing_mode="freedraw", key="canvas", return_image_data=True,
                                update_streamlit=True)
             if canvas is not None and canvas.image_data is not None \
                     and canvas.image_data[..., :3].max() > 0:
@@ -320,12 +320,13 @@ def own_digit_ui(job: jobs.TrainingJob, dataset) -> None:
             st.warning("The image is empty: nothing to classify.")
             return
         cols = st.columns(4)
-        cols[0].image(steps.gray, caption="gray levels", width=110)
+        cols[0].image(steps.gray, caption="gray levels", width="stretch")
         cols[1].image(steps.normalized, caption="inverted to white on black" if steps.inverted
-                      else "white on black already", width=110)
-        cols[2].image(steps.fitted, caption="cropped, scaled to 20 px", width=110)
+                      else "white on black already", width="stretch")
+        cols[2].image(steps.fitted, caption="cropped, longer side scaled to 20 px",
+                      width="stretch")
         cols[3].image(steps.centered, caption="28x28, centred by mass: what the net sees",
-                      width=110)
+                      width="stretch")
         probs = tr.predict_one(job.model, steps.x)
         names = dataset.class_names
         st.markdown(f"The network says **{names[int(np.argmax(probs))]}** "
@@ -345,12 +346,13 @@ def compare_ui() -> None:
     for j in runs:
         s = j.snapshot()
         last = s.epochs_log[-1] if s.epochs_log else {}
+        test = s.result.get("test_accuracy")
         rows.append({"run": j.id, "configuration": s.label, "state": s.state,
-                     "parameters": s.info.get("params"),
+                     "parameters": f"{s.info.get('params', 0):,}",
                      "epochs": len(s.epochs_log),
-                     "val accuracy": last.get("val_accuracy"),
-                     "test accuracy": s.result.get("test_accuracy"),
-                     "images/s": round(s.images_per_second or 0)})
+                     "val acc.": f"{last['val_accuracy']:.1%}" if "val_accuracy" in last else "",
+                     "test acc.": f"{test:.1%}" if test is not None else "",
+                     "images/s": f"{s.images_per_second or 0:,.0f}"})
     st.dataframe(rows, hide_index=True, width="stretch")
     if chosen:
         st.plotly_chart(charts.compare_figure([labels[c].snapshot() for c in chosen]),
