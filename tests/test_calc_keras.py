@@ -54,7 +54,7 @@ def random_stack(rng: random.Random) -> tuple[tuple[int, int, int], list[LayerSp
             return rng.randint(lo, hi), rng.randint(lo, hi)
         return (rng.randint(lo, hi),) * 2
 
-    for _ in range(rng.randint(1, 5)):
+    for _ in range(rng.randint(1, 4)):  # small: Keras needs ~10 ms of CPU per layer
         choice = rng.random()
         if choice < 0.35:
             groups = rng.choice((1, 1, 1, 2)) if channels % 2 == 0 else 1
@@ -99,7 +99,8 @@ def random_stack(rng: random.Random) -> tuple[tuple[int, int, int], list[LayerSp
                       use_bias=rng.random() < 0.8))
     elif head < 0.7:
         add(LayerSpec(rng.choice(("globalavgpool", "globalmaxpool"))))
-        add(LayerSpec("batchnorm"))
+        if rng.random() < 0.3:
+            add(LayerSpec("batchnorm"))  # on a vector
         add(LayerSpec("dense", units=rng.randint(1, 10)))
     elif head < 0.8:
         add(LayerSpec("dense", units=rng.randint(1, 5)))  # Dense on H x W x C: last axis
