@@ -74,6 +74,7 @@ class TrainSetup:
     fit_kwargs: dict = field(default_factory=dict)   # class_weight, shuffle, ...
     info: dict = field(default_factory=dict)    # anything to show (data source, counts)
     context: dict = field(default_factory=dict)  # objects for later use (e.g. the test set)
+    # x, y and validation_data are released when the job ends; model, info, context stay.
 
 
 @dataclass(frozen=True)
@@ -372,6 +373,10 @@ class TrainingJob:
             if guarded:
                 _training_threads(-1)
             self._release_seed_lock()
+            if self.setup is not None:
+                # Finished runs stay listed (compare runs): keep the model and `context`,
+                # drop the training arrays (full MNIST as float32 is 170 MB a run).
+                self.setup.x = self.setup.y = self.setup.validation_data = None
             self._finish()
 
     def _release_seed_lock(self) -> None:

@@ -200,3 +200,10 @@ def test_streamlit_cleanup_cannot_reset_a_training_job(manager):
     assert job.wait(120) and job.state == "done", job.error
     assert seen["policy"] == "mixed_float16"
     assert job.model.layers[0].compute_dtype == "float16"
+
+
+def test_finished_runs_release_their_training_arrays(manager):
+    job = manager.submit("alice", TrainingJob(tiny_build()))
+    assert job.wait(120) and job.state == "done"
+    assert job.setup.x is None and job.setup.validation_data is None
+    assert job.setup.info == {"source": "random test images"} and job.model is not None
