@@ -1,0 +1,85 @@
+"""Train page in a real browser: start a short training on the offline MNIST sample, watch
+the live chart gain points, stop it, and see the trained network's views."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.conftest import assert_no_exception, open_page, start_app_server, wait_for_app_run
+
+SHOTS = "artifacts/e2e"
+
+
+@pytest.fixture(scope="module")
+def offline_url():
+    # The offline sample, as in an air-gapped lecture hall: no download attempt.
+    with start_app_server(env={"CNNLAB_OFFLINE": "1"}) as url:
+        yield url
+
+
+def live_points(page) -> int:
+    """Points in the live loss curve, read from the Plotly figure in the page."""
+    return page.evaluate(
+        """() => {
+            const plot = document.querySelector("[data-testid='stPlotlyChart'] .js-plotly-plot");
+            return plot && plot.data ? plot.data[0].x.length : 0;
+        }"""
+    )
+
+
+def set_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    wait_for_app_run(page)
+
+
+def test_train_watch_points_stop_and_look_inside(offline_url, page):
+    open_page(page, offline_url, "train")
+    assert_no_exception(page)
+    assert "225,034" in page.locator("[data-testid='stMetricValue']").first.inner_text()
+    page.get_by_text("Network and optimizer").click()
+    set_number(page, "Conv 1 filters", 4)
+    set_number(page, "Conv 2 filters", 8)
+    set_number(page, "Epochs", 30)
+    page.screenshot(path=f"{SHOTS}/train-config.png", full_page=True)
+
+    page.get_by_role("button", name="Train", exact=True).click()
+    # The chart appears and gains points while Keras trains (redrawn twice a second).
+    # (Generous limits: the first run in a server also imports TensorFlow.)
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=180_000)
+    deadline = time.monotonic() + 120
+    while live_points(page) < 2:
+        assert time.monotonic() < deadline, "the chart got no points"
+        page.wait_for_timeout(200)
+    first = live_points(page)
+    deadline = time.monotonic() + 30
+    while live_points(page) <= first:
+        assert time.monotonic() < deadline, "the chart stopped gaining points"
+        page.wait_for_timeout(200)
+    progress = page.locator("[data-testid='stProgress']").first.inner_text()
+    assert "training" in progress and "images/s" in progress and "ETA" in progress
+    page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
+    page.screenshot(path=f"{SHOTS}/train-live.png")
+
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("stopped · epoch").first.wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Inside the trained network").wait_for(timeout=60_000)
+    wait_for_app_run(page)
+    assert_no_exception(page)
+    page.get_by_role("heading", name="Inside the trained network").scroll_into_view_if_needed()
+    page.screenshot(path=f"{SHOTS}/train-after.png")
+
+    # Confusion matrix: clicking a cell shows those test images.
+    page.get_by_role("tab", name="Confusion matrix").click()
+    chart = page.locator("[data-testid='stPlotlyChart']").filter(
+        has=page.locator(".heatmaplayer")).last
+    chart.scroll_into_view_if_needed()
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    # The diagonal cell (true 3, predicted 3): 10 columns and rows over the plot area.
+    page.mouse.click(box["x"] + box["width"] * 3.5 / 10, box["y"] + box["height"] * 3.5 / 10)
+    page.get_by_text("test images are 3 and were predicted 3").wait_for(timeout=30_000)
+    page.screenshot(path=f"{SHOTS}/train-confusion.png")
+    assert_no_exception(page)
