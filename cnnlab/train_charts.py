@@ -68,6 +68,8 @@ def live_figure(snap, max_points: int = 3000) -> go.Figure:
                              name="validation accuracy", line=dict(color=VAL_COLOR, width=2),
                              marker=dict(size=9)), 1, 2)
     epochs = max(snap.epochs, 1)
+    if snap.state in ("stopped", "failed") and data["batch_x"]:
+        epochs = max(1.0, float(np.ceil(data["batch_x"][-1])))   # the epochs it reached
     fig.update_xaxes(title_text="epoch", range=[0, epochs + 0.05])
     fig.update_yaxes(title_text="cross-entropy", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", range=[0, 1.01], row=1, col=2)
