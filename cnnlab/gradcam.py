@@ -37,18 +37,47 @@ class GradCam:
     layer: str
 
 
-def _score_head(model: keras.Model):
-    """(tensor to differentiate, fn(tensor) -> logits): the pre-softmax scores."""
+def _to_scores(last):
+    """fn(input of the last layer) -> class scores: the logits when it is a softmax Dense."""
+    import keras
+
+    if isinstance(last, keras.layers.Dense) and last.activation is keras.activations.softmax:
+        return lambda inputs: keras.ops.matmul(inputs, last.kernel) + last.bias
+    return last  # no softmax Dense at the end: differentiate its outputs
+
+
+def _has_layer(model, name: str) -> bool:
+    return any(layer.name == name for layer in getattr(model, "layers", []))
+
+
+def _probe(model: keras.Model, layer: str):
+    """(keras.Model x -> [feature maps of `layer`, input of the last layer], scores fn).
+
+    `layer` may sit in the model itself (keras.applications.InceptionV3) or inside a nested
+    base model of a chain such as Transfer's image -> [augmentation] -> InceptionV3 base ->
+    standardisation -> softmax head; the chain is then rebuilt on a fresh input with the
+    base giving both its feature maps and its output (the same layers, the same weights).
+    """
     import keras
 
     last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    if isinstance(last, keras.layers.Dense) and activation is keras.activations.softmax:
-        def logits(inputs):
-            return keras.ops.matmul(inputs, last.kernel) + last.bias
-
-        return last.input, logits
-    return model.output, lambda outputs: outputs  # no softmax Dense at the end: use outputs
+    if _has_layer(model, layer):
+        return keras.Model(model.inputs, [model.get_layer(layer).output, last.input]), \
+            _to_scores(last)
+    chain = [lyr for lyr in model.layers if not isinstance(lyr, keras.layers.InputLayer)]
+    holders = [lyr for lyr in chain if _has_layer(lyr, layer)]
+    if not holders:
+        raise ValueError(f"no layer named {layer!r} in {model.name!r} or its nested models")
+    holder = holders[0]
+    both = keras.Model(holder.inputs, [holder.get_layer(layer).output, holder.output])
+    image = keras.Input(shape=model.input_shape[1:])
+    x, maps = image, None
+    for step in chain[:-1]:
+        if step is holder:
+            maps, x = both(x)
+        else:
+            x = step(x)  # augmentation layers are identities at inference
+    return keras.Model(image, [maps, x]), _to_scores(last)
 
 
 def _gradient_function(model: keras.Model, layer: str):
@@ -57,11 +86,9 @@ def _gradient_function(model: keras.Model, layer: str):
         per_model = _functions.setdefault(model, {})
         if layer in per_model:
             return per_model[layer]
-        import keras
         import tensorflow as tf
 
-        head_input, to_scores = _score_head(model)
-        probe = keras.Model(model.inputs, [model.get_layer(layer).output, head_input])
+        probe, to_scores = _probe(model, layer)
         size = model.input_shape[1:]
 
         @tf.function(input_signature=[tf.TensorSpec((1, *size), tf.float32),

@@ -279,9 +279,10 @@ class Classification:
 
     name: str
     view: Image.Image            # 299x299 RGB: the image as the network sees it
-    probs: np.ndarray            # (1000,) softmax output
-    top: list[tuple[str, str, float]]
+    probs: np.ndarray            # (n_classes,) softmax output
+    top: list[tuple[str, str, float]]  # (WordNet id or "", name, probability), best first
     seconds: float               # preprocess + predict + decode, wall clock
+    indices: list[int] = field(default_factory=list)  # class index of each `top` entry
 
 
 @dataclass
@@ -296,8 +297,16 @@ class Classifier:
     model: keras.Model
     untrained: bool = False
     description: str = ""
+    labels: list[str] | None = None  # class names of a non-ImageNet model (Transfer's)
     _forward: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Readable name of every output class, in output order."""
+        if self.labels is not None:
+            return list(self.labels)
+        return [name.replace("_", " ") for _, name in imagenet_labels()]
 
     @property
     def size(self) -> int:
@@ -321,8 +330,13 @@ class Classifier:
         view = images.network_view(img, self.size)
         x = images.scale_to_unit_range(np.asarray(view))[None]
         probs = self.predict(x)[0]
-        top = decode_top(probs, k)
-        return Classification(name, view, probs, top, time.perf_counter() - start)
+        if self.labels is None:
+            top = decode_top(probs, k)
+            indices = [int(i) for i in probs.argsort()[-k:][::-1]]
+        else:  # same ordering rule as decode_top, over the model's own classes
+            indices = [int(i) for i in probs.argsort()[-min(k, len(self.labels)):][::-1]]
+            top = [("", self.labels[i], float(probs[i])) for i in indices]
+        return Classification(name, view, probs, top, time.perf_counter() - start, indices)
 
     def classify_bytes(self, data: bytes, name: str, k: int = 5) -> Classification:
         """Decode untrusted bytes (ImageError on bad input), then `classify`."""

@@ -15,6 +15,7 @@ import streamlit as st
 
 from cnnlab import gradcam, images, inception
 
+CUSTOM_KEY = "classify_custom_model"  # set by the Transfer page's "Use in Classify"
 RESULTS_KEY = "classify_results"   # session_state: (image key, mode) -> Classification
 CAMS_KEY = "classify_cams"         # session_state: (image key, mode, class) -> (overlay, ms)
 KEEP = 24                          # results kept per session (newest win)
@@ -26,6 +27,28 @@ def shared_classifier(mode: str) -> inception.Classifier:
     return inception.load_classifier(mode, warm_gradcam=True)
 
 
+def transfer_ui(handoff: dict) -> tuple[str, inception.Classifier] | None:
+    """The Transfer page's model, when this session handed one over and the user picks it."""
+    choice = st.radio("Model", ["transfer", "imagenet"], horizontal=True, key="classify_model",
+                      format_func=lambda c: handoff["name"] if c == "transfer"
+                      else "Inception v3 (ImageNet, 1,000 classes)")
+    if choice != "transfer":
+        return None
+    model = handoff["model"]
+    held = st.session_state.get("classify_custom_classifier")
+    if held is None or held.model is not model:  # one per handed-over model, this session only
+        held = inception.Classifier(model, untrained=False, labels=list(handoff["labels"]),
+                                    description=handoff["name"])
+        st.session_state["classify_custom_classifier"] = held
+    accuracy = handoff.get("test_accuracy")
+    st.caption(f":material/model_training: {handoff['name']} · {len(handoff['labels'])} classes"
+               + (f" · test accuracy {accuracy:.1%}" if accuracy is not None else ""))
+    if not handoff.get("pretrained_base", True):
+        st.warning("This model was trained on an UNTRAINED Inception v3 base (no ImageNet "
+                   "weights were available): expect weak predictions.", icon=":material/warning:")
+    return f"transfer:{id(model)}", held
+
+
 def top5_figure(top: list[tuple[str, str, float]], untrained: bool) -> go.Figure:
     names = [label.replace("_", " ") for _, label, _ in top][::-1]
     probs = [p * 100 for *_, p in top][::-1]
@@ -34,7 +57,8 @@ def top5_figure(top: list[tuple[str, str, float]], untrained: bool) -> go.Figure
                            text=[f"{p:.1f}%" for p in probs], textposition="auto",
                            hovertemplate="%{y}: %{x:.2f}%<extra></extra>"))
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10),
-                      title="Top-5 (untrained: meaningless)" if untrained else "Top-5 classes",
+                      title=f"Top-{len(top)} (untrained: meaningless)" if untrained
+                      else f"Top-{len(top)} classes",
                       xaxis=dict(title="probability (%)", range=[0, max(100.0, max(probs))]))
     return fig
 
@@ -134,26 +158,26 @@ def cam_overlay(classifier: inception.Classifier, mode: str, key: str,
 
 def result_ui(classifier: inception.Classifier, mode: str, key: str,
               result: inception.Classification) -> None:
-    labels = inception.imagenet_labels()
+    names = classifier.class_names
+    side = classifier.size
     with st.container(border=True):
         st.subheader(result.name, anchor=False)
         seen, heat, chart = st.columns([1, 1, 1.4])
         with seen:
-            st.image(result.view, caption="As the network sees it: centre crop, 299×299, "
+            st.image(result.view, caption=f"As the network sees it: centre crop, {side}×{side}, "
                                           "then scaled to [-1, 1]", width="stretch")
         with chart:
             st.plotly_chart(top5_figure(result.top, classifier.untrained), width="stretch",
-                            key=f"chart-{key}")
+                            key=f"chart-{mode}-{key}")
         with heat:
-            top_indices = [inception.class_index(wnid) for wnid, _, _ in result.top]
-            options = top_indices + [i for i in range(len(labels)) if i not in top_indices]
+            top_indices = result.indices
+            options = top_indices + [i for i in range(len(names)) if i not in top_indices]
             chosen = st.selectbox(
-                "Grad-CAM for class", options, index=0, key=f"cam-class-{key}",
-                format_func=lambda i: f"{labels[i][1].replace('_', ' ')} "
-                                      f"({result.probs[i] * 100:.1f}%)")
+                "Grad-CAM for class", options, index=0, key=f"cam-class-{mode}-{key}",
+                format_func=lambda i: f"{names[i]} ({result.probs[i] * 100:.1f}%)")
             picture, cam_seconds = cam_overlay(classifier, mode, key, result, int(chosen))
-            st.image(picture, caption="Grad-CAM on mixed10 (8×8): red = evidence for the "
-                                      "class", width="stretch")
+            st.image(picture, caption="Grad-CAM on mixed10, Inception v3's last block: red = "
+                                      "evidence for the class", width="stretch")
         st.caption(f":material/timer: {result.seconds * 1000:.0f} ms to preprocess, predict and "
                    f"decode the labels · Grad-CAM {cam_seconds * 1000:.0f} ms")
 
@@ -166,7 +190,9 @@ st.markdown(
     "Grad-CAM shows which parts of the image pushed the network towards a class."
 )
 
-mode = weights_ui()
+handoff = st.session_state.get(CUSTOM_KEY)
+custom = transfer_ui(handoff) if handoff else None
+mode = custom[0] if custom else weights_ui()
 chosen = inputs_ui()
 if mode is None:
     st.stop()
@@ -178,7 +204,7 @@ if not chosen:
     st.stop()
 
 try:
-    classifier = shared_classifier(mode)
+    classifier = custom[1] if custom else shared_classifier(mode)
 except inception.WeightsUnavailable as exc:
     st.error(str(exc), icon=":material/error:")
     st.stop()

@@ -81,3 +81,18 @@ def inception_classifier(inception_weights):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(inception.ENV_WEIGHTS, str(inception_weights))
         return inception.load_classifier()
+
+
+@pytest.fixture(scope="session")
+def transfer_style_model():
+    """A Transfer-page classifier (InceptionV3 base nested inside, 3 classes), random base,
+    built by cnnlab.transfer itself at 150x150 so that mixed10 is 3x3."""
+    import numpy as np
+
+    from cnnlab import transfer
+
+    base = transfer.build_base(150, None)
+    model, _ = transfer.build_classifier(base, 3, transfer.Augmentation(), seed=0)
+    features = np.random.default_rng(0).gamma(2.0, 0.01, (16, transfer.BOTTLENECK_WIDTH))
+    transfer.adapt_head(model, features.astype("float32"))
+    return model

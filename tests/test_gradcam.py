@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 
 from cnnlab import gradcam, images
-from tests.inception_fixtures import inception_classifier, inception_weights  # noqa: F401
+from tests.inception_fixtures import (  # noqa: F401 (fixtures)
+    inception_classifier,
+    inception_weights,
+    transfer_style_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +76,29 @@ def test_overlay_is_the_view_with_the_map_on_it(model, cat):
     assert blended[296, 296, 2] - blended[296, 296, 0] > base[296, 296, 2] - base[296, 296, 0]
     np.testing.assert_array_equal(gradcam.colorize(np.array([0.0, 1.0]))[[0, 1]],
                                   [[0, 0, 128], [128, 0, 0]])
+
+
+def test_grad_cam_through_a_nested_base_model(transfer_style_model):  # noqa: F811
+    """Transfer's model nests InceptionV3 (its mixed10 is inside the base) under a
+    standardisation layer and a softmax head: logit_c = ((mean_ij A - mu) / sigma) @ W + b,
+    so Grad-CAM = ReLU(A @ (W[:, c] / sigma)), normalised."""
+    import keras
+
+    from cnnlab import transfer
+
+    model = transfer_style_model
+    x = images.inception_input(images.sample_photo("coffee"), size=150)
+    probs = model(x[None], training=False).numpy()[0]
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model)
+                and any(inner.name == "mixed10" for inner in layer.layers))
+    maps = keras.Model(base.input, base.get_layer("mixed10").output)(x[None]).numpy()[0]
+    standardize = model.get_layer(transfer.STANDARDIZE_NAME)
+    sigma = np.maximum(np.sqrt(np.asarray(standardize.variance).reshape(-1)), keras.config.epsilon())
+    kernel = model.get_layer(transfer.HEAD_NAME).get_weights()[0]
+    for class_index in (None, int(probs.argmin())):
+        result = gradcam.grad_cam(model, x, class_index)
+        c = int(probs.argmax()) if class_index is None else class_index
+        assert result.class_index == c and result.heatmap.shape == (3, 3)
+        cam = np.maximum(maps @ (kernel[:, c] / sigma), 0.0)
+        expected = cam / cam.max() if cam.max() > 0 else cam
+        np.testing.assert_allclose(result.heatmap, expected, atol=1e-4)

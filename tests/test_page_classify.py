@@ -7,7 +7,11 @@ import pytest
 
 from cnnlab import images, inception
 from tests.apptest import app_at, run_isolated
-from tests.inception_fixtures import inception_classifier, inception_weights  # noqa: F401
+from tests.inception_fixtures import (  # noqa: F401 (fixtures)
+    inception_classifier,
+    inception_weights,
+    transfer_style_model,
+)
 
 PAGE = "pages/classify.py"
 RESULTS_KEY = "classify_results"
@@ -132,3 +136,29 @@ def test_download_button_reports_failure_then_success(monkeypatch, tmp_path):
     finally:
         server.shutdown()
         target.unlink(missing_ok=True)
+
+
+def test_model_handed_over_by_transfer_is_used(no_weights, transfer_style_model):  # noqa: F811
+    """The Transfer page's "Use in Classify" puts its model in session_state; Classify then
+    predicts its classes (at its input size), with Grad-CAM through the nested base."""
+    at = app_at(PAGE, timeout=180)
+    at.session_state["classify_custom_model"] = {
+        "model": transfer_style_model, "labels": ["daisy", "rose", "tulip"], "image_size": 150,
+        "preprocessing": "inception", "name": "Transfer: Inception v3 + 3-class head",
+        "pretrained_base": False, "test_accuracy": 0.5}
+    at.run()
+    at.pills(key="classify_samples").set_value(["flower"]).run()
+    assert not at.exception and not at.error
+    assert at.radio(key="classify_model").value == "transfer"
+    assert any("UNTRAINED Inception v3 base" in w.value for w in at.warning)
+    (key, mode), result = next(iter(at.session_state[RESULTS_KEY].items()))
+    assert mode.startswith("transfer:") and result.view.size == (150, 150)
+    assert sorted(name for _, name, _ in result.top) == ["daisy", "rose", "tulip"]
+    probs = transfer_style_model(images.inception_input(images.sample_photo("flower"), 150)[None],
+                                 training=False).numpy()[0]
+    assert result.top[0][1] == ["daisy", "rose", "tulip"][int(probs.argmax())]
+    assert at.selectbox[0].options[0].startswith(result.top[0][1] + " (")
+    assert len(at.session_state["classify_cams"]) == 1
+    # Switching back to ImageNet Inception v3 shows the weights panel again.
+    at.radio(key="classify_model").set_value("imagenet").run()
+    assert "not on this machine" in texts(at.warning)
