@@ -32,6 +32,12 @@ def _pool(kind: str, size: int, stride: int | None = None) -> LayerSpec:
     return LayerSpec(kind, kernel=(size, size), strides=(stride, stride))
 
 
+def _canonical(layers: Sequence[LayerSpec]) -> list[LayerSpec]:
+    """The layers as the URL and the table give them back (defaults spelled out), so a
+    bookmarked preset is recognised as that preset."""
+    return [parse_layer(format_layer(spec)) for spec in layers]
+
+
 def seed_exercise() -> tuple[tuple[int, int, int], list[LayerSpec]]:
     """The seed's exercise 2: 200x300 RGB, three 3x3 stride-2 SAME convs, 100/200/400 maps.
     903,400 parameters (2,800 + 180,200 + 720,400)."""
@@ -40,35 +46,22 @@ def seed_exercise() -> tuple[tuple[int, int, int], list[LayerSpec]]:
 
 
 def lenet5() -> tuple[tuple[int, int, int], list[LayerSpec]]:
-    """LeNet-5 (LeCun et al., 1998) in its common Keras form: tanh, average pooling,
-    the C5 layer as a 5x5 conv to 120 maps. 61,706 parameters."""
-    return (32, 32, 1), [
-        _conv(6, 5, activation="tanh"), _pool("avgpool", 2),   # 28x28x6 -> 14x14x6
-        _conv(16, 5, activation="tanh"), _pool("avgpool", 2),  # 10x10x16 -> 5x5x16
-        _conv(120, 5, activation="tanh"),                      # 1x1x120
-        LayerSpec("flatten"),
-        LayerSpec("dense", units=84, activation="tanh"),
-        LayerSpec("dense", units=10, activation="softmax"),
-    ]
+    """LeNet-5 (LeCun et al., 1998), the Architectures page's spec: tanh, average pooling,
+    C5 as a 5x5 conv to 120 maps. 61,706 parameters."""
+    from cnnlab.architectures import lenet5 as network
+
+    net = network()
+    return net.input_shape, _canonical(net.layers)
 
 
 def alexnet() -> tuple[tuple[int, int, int], list[LayerSpec]]:
-    """AlexNet (Krizhevsky et al., 2012) as in Caffe's bvlc_alexnet: 227x227 input, LRN
+    """AlexNet (Krizhevsky et al., 2012), the Architectures page's spec: 227x227 input, LRN
     after conv1 and conv2, conv2/4/5 split in two groups (the paper's two GPUs).
     60,965,224 parameters."""
-    lrn = {"depth_radius": 2, "lrn_bias": 1.0, "alpha": 2e-5, "beta": 0.75}
-    return (227, 227, 3), [
-        _conv(96, 11, 4), LayerSpec("lrn", **lrn), _pool("maxpool", 3, 2),  # 55 -> 27
-        _conv(256, 5, padding="same", groups=2), LayerSpec("lrn", **lrn),
-        _pool("maxpool", 3, 2),                                             # 27 -> 13
-        _conv(384, 3, padding="same"),
-        _conv(384, 3, padding="same", groups=2),
-        _conv(256, 3, padding="same", groups=2), _pool("maxpool", 3, 2),    # 13 -> 6
-        LayerSpec("flatten"),                                               # 9216
-        LayerSpec("dense", units=4096, activation="relu"), LayerSpec("dropout", rate=0.5),
-        LayerSpec("dense", units=4096, activation="relu"), LayerSpec("dropout", rate=0.5),
-        LayerSpec("dense", units=1000, activation="softmax"),
-    ]
+    from cnnlab.architectures import alexnet as network
+
+    net = network()
+    return net.input_shape, _canonical(net.layers)
 
 
 def seed_mnist_cnn() -> tuple[tuple[int, int, int], list[LayerSpec]]:
@@ -113,8 +106,8 @@ PRESET_NOTES: dict[str, str] = {
     "seed exercise": "The seed's exercise 2: 200x300 RGB images, three 3x3 convolutions with "
                      "stride 2 and SAME padding, 100 / 200 / 400 feature maps, batch 50.",
     "LeNet-5": "LeCun et al. 1998: the first CNN to read digits (cheques) in production.",
-    "AlexNet": "Krizhevsky et al. 2012, as Caffe's bvlc_alexnet: LRN, and conv2/4/5 split in "
-               "two groups, one per GPU.",
+    "AlexNet": "Krizhevsky et al. 2012: LRN, and conv2/4/5 split in two groups, one per GPU "
+               "(60,965,224 parameters, as Caffe's bvlc_alexnet).",
     "seed MNIST CNN": "The seed's exercise 7 model, trained on the Train page.",
     "VGG16": "Simonyan & Zisserman 2014: only 3x3 convolutions, 16 weight layers; "
              "as keras.applications.VGG16.",
@@ -223,8 +216,11 @@ def from_query(query: Mapping[str, str | Sequence[str]]) -> CalcConfig:
 
 def match_preset(input_shape: Sequence[int], layers: Sequence[LayerSpec]) -> str | None:
     """The name of the preset that is exactly this network, if any."""
+    # Compared in the text grammar: a default left as None in a spec and the same value
+    # spelled out by the URL or the table are the same network.
+    text = [format_layer(spec) for spec in layers]
     for name, (shape, preset_layers) in PRESETS.items():
-        if tuple(input_shape) == shape and list(layers) == preset_layers:
+        if tuple(input_shape) == shape and text == [format_layer(s) for s in preset_layers]:
             return name
     return None
 
