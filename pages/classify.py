@@ -14,6 +14,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlab import gradcam, images, inception
+from cnnlab.navigation import ensure_app_navigation
+
+ensure_app_navigation()  # a deep link on a fresh server: rerun through app.py
 
 CUSTOM_KEY = "classify_custom_model"  # set by the Transfer page's "Use in Classify"
 RESULTS_KEY = "classify_results"   # session_state: (image key, mode) -> Classification

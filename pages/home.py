@@ -2,6 +2,10 @@
 
 import streamlit as st
 
+from cnnlab.navigation import ensure_app_navigation
+
+ensure_app_navigation()  # a deep link on a fresh server: rerun through app.py
+
 st.title("cnnlab")
 st.markdown(
     "A lab for **seeing** how convolutional networks work: every number on these pages "
