@@ -61,7 +61,8 @@ def test_train_watch_points_stop_and_look_inside(offline_url, page):
         page.wait_for_timeout(200)
     progress = page.locator("[data-testid='stProgress']").first.inner_text()
     assert "training" in progress and "images/s" in progress and "ETA" in progress
-    page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
+    # The chart is redrawn twice a second, so scroll with the DOM, not a held locator.
+    page.evaluate("document.querySelector(\"[data-testid='stPlotlyChart']\").scrollIntoView()")
     page.screenshot(path=f"{SHOTS}/train-live.png")
 
     page.get_by_role("button", name="Stop", exact=True).click()
