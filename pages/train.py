@@ -291,7 +291,9 @@ def own_digit_ui(job: jobs.TrainingJob, dataset) -> None:
 
     left, right = st.columns([1, 1.3])
     with left:
-        st.markdown("Draw a digit (white on black, as MNIST) or upload a photo of one.")
+        thing = "a digit" if dataset.name == "mnist" else "a piece of clothing"
+        st.markdown(f"Draw {thing} (white on black, as in the training images) or upload a "
+                    "photo of one.")
         image = None
         try:
             from streamlit_drawable_canvas import st_canvas
@@ -370,7 +372,8 @@ if latest is not None and latest.state in ("done", "stopped") and latest.model i
         tabs = st.tabs([":material/grid_view: Filters & activations",
                         ":material/table_chart: Confusion matrix",
                         ":material/report: Worst mistakes",
-                        ":material/draw: Your digit",
+                        ":material/draw: Your digit" if dataset.name == "mnist"
+                        else ":material/draw: Your own image",
                         ":material/stacked_line_chart: Compare runs"])
         with tabs[0]:
             inside_ui(latest, dataset, analysis)
