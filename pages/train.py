@@ -9,6 +9,9 @@ from cnnlab import jobs
 from cnnlab import train_charts as charts
 from cnnlab import training as tr
 from cnnlab.calc import SpecError
+from cnnlab.navigation import ensure_app_navigation
+
+ensure_app_navigation()  # a deep link on a fresh server: rerun through app.py
 
 st.title("Train")
 st.markdown(
