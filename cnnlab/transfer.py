@@ -30,8 +30,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -123,70 +122,6 @@ class TransferConfig:
 
 
 # ---------------------------------------------------------------------------------------
-# Building Keras models off the script thread
-
-# Streamlit calls keras.backend.clear_session() after EVERY script run, fragment reruns
-# included (streamlit/runtime/scriptrunner/script_runner.py::_clean_problem_modules).
-# clear_session replaces Keras' thread-local state objects for ALL threads at once and clears
-# TensorFlow's kernel cache (keras/src/backend/common/global_state.py). For a model being
-# built in a training thread while any page reruns, the layer-name counters restart mid-build
-# ("The name "conv2d" is used 21 times in the model") and the random seed is lost; for a
-# running training, every poll of a live chart throws away the compiled kernels. cnnlab keeps
-# no models in page scripts, so that clean-up frees nothing of ours: it is skipped while a
-# thread that claimed Keras (a job's worker, or a page building layers) is alive.
-_KERAS_CLAIMS_LOCK = threading.Lock()
-_KERAS_CLAIMS: set[threading.Thread] = set()
-
-
-def _install_clear_session_guard() -> None:
-    import keras
-
-    current = keras.backend.clear_session
-    if getattr(current, "_cnnlab_guarded", False):
-        return
-
-    def guarded_clear_session(*args, **kwargs):
-        with _KERAS_CLAIMS_LOCK:  # nobody claims Keras while it is being cleared
-            _KERAS_CLAIMS.difference_update([t for t in _KERAS_CLAIMS if not t.is_alive()])
-            if _KERAS_CLAIMS:
-                return None
-            return current(*args, **kwargs)
-
-    guarded_clear_session._cnnlab_guarded = True  # type: ignore[attr-defined]
-    keras.backend.clear_session = guarded_clear_session
-    keras.utils.clear_session = guarded_clear_session
-
-
-def claim_keras(seed: int | None = None) -> None:
-    """Protect this thread's Keras state from clear_session until the thread ends (a job's
-    worker thread calls it first thing). Re-seeds: a clear_session just before would have
-    dropped the seed the runner set."""
-    _install_clear_session_guard()
-    with _KERAS_CLAIMS_LOCK:
-        _KERAS_CLAIMS.add(threading.current_thread())
-    if seed is not None:
-        import keras
-
-        keras.utils.set_random_seed(int(seed))
-
-
-@contextmanager
-def keras_build() -> Iterator[None]:
-    """The same protection for a block of code on a thread that lives on (a script thread)."""
-    _install_clear_session_guard()
-    me = threading.current_thread()
-    with _KERAS_CLAIMS_LOCK:
-        already = me in _KERAS_CLAIMS
-        _KERAS_CLAIMS.add(me)
-    try:
-        yield
-    finally:
-        if not already:
-            with _KERAS_CLAIMS_LOCK:
-                _KERAS_CLAIMS.discard(me)
-
-
-# ---------------------------------------------------------------------------------------
 # The model
 
 
@@ -218,8 +153,7 @@ def augment_preview(pixels: np.ndarray, aug: Augmentation, variants: int = 4,
     """
     pixels = np.asarray(pixels, dtype=np.uint8)
     out = np.repeat(pixels[:, None], variants, axis=1)
-    with keras_build():
-        layers = augmentation_layers(aug, seed=seed)
+    layers = augmentation_layers(aug, seed=seed)
     if layers is None:
         return out
     x = to_model_input(out.reshape(-1, *pixels.shape[1:]))
@@ -675,7 +609,6 @@ class TransferRun:
             # The runner sees the stop request right after build() and ends as "stopped".
             return TrainSetup(model=self.model, x=np.zeros((0, 1)), epochs=0)
 
-        claim_keras(cfg.seed)
         self._set_stage("building Inception v3", 0.0)
         self.base = build_base(self.image_size, self.base_weights.weights)
         self.model, self.head_model = build_classifier(self.base, len(self.class_names),
@@ -737,7 +670,6 @@ class TransferRun:
         y = self.labels
         self._set_stage(f"phase 2: unfreezing the top {cfg.fine_tune_blocks} inception "
                         "block(s)", 0.0)
-        claim_keras(cfg.seed + 1)
         unfreeze_top_blocks(self.base, cfg.fine_tune_blocks)
         compile_for_training(self.model, cfg.fine_tune_learning_rate)
         self.parameters["phase 2"] = parameter_counts(self.model)

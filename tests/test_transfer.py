@@ -341,7 +341,8 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
     manager = JobManager(max_concurrent=1)
     common = dict(image_size=SIZE, epochs=2, batch_size=8, learning_rate=1e-2, seed=5)
     # Streamlit calls keras.backend.clear_session() after every script run, from its own
-    # thread; the run must survive that while it builds Inception v3 in the job's thread.
+    # thread; the run (the shared job runner guards it) must survive that while it builds
+    # Inception v3 in the job's thread.
     done = threading.Event()
 
     def streamlit_reruns():
