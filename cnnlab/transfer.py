@@ -484,7 +484,7 @@ class TransferRun:
         self._stage = "waiting to start"
         self._stage_progress = 0.0
         self.timings: dict[str, float] = {}
-        self.epoch_seconds: dict[int, list[float]] = {1: [], 2: []}  # per phase, training only
+        self.batch_seconds: dict[int, list[float]] = {1: [], 2: []}  # per phase, training steps
         self.feature_cache_hit: bool | None = None
         self.model: keras.Model | None = None
         self.base: keras.Model | None = None
@@ -493,7 +493,8 @@ class TransferRun:
         self.pixels: dict[str, np.ndarray] = {}
         self.phase1 = TrainingJob(
             self._build_phase1, seed=config.seed,
-            label=f"Transfer ({config.mode} mode): head, {config.epochs} epochs",
+            label=f"Transfer ({config.mode} mode): the head, {config.epochs} "
+                  f"epoch{'s' if config.epochs > 1 else ''}",
             config={"kind": "transfer", "phase": 1, **config.as_dict()},
         )
         self.phase2: TrainingJob | None = None
@@ -545,7 +546,8 @@ class TransferRun:
             self.phase2 = TrainingJob(
                 self._build_phase2, seed=cfg.seed + 1,
                 label=f"Transfer phase 2: top {cfg.fine_tune_blocks} inception block"
-                      f"{'s' if cfg.fine_tune_blocks > 1 else ''}, {cfg.fine_tune_epochs} epochs",
+                      f"{'s' if cfg.fine_tune_blocks > 1 else ''}, {cfg.fine_tune_epochs} "
+                      f"epoch{'s' if cfg.fine_tune_epochs > 1 else ''}",
                 config={"kind": "transfer", "phase": 2, **cfg.as_dict()},
             )
         manager.submit(owner, self.phase2)
@@ -655,7 +657,7 @@ class TransferRun:
             model=train_model, x=x, validation_data=validation, epochs=cfg.epochs,
             batch_size=bs, steps_per_epoch=steps, samples_per_epoch=n_train,
             evaluate=evaluate,
-            fit_kwargs={"shuffle": False, "callbacks": [epoch_timer(self.epoch_seconds[1])]},
+            fit_kwargs={"shuffle": False, "callbacks": [batch_timer(self.batch_seconds[1])]},
             info={"mode": cfg.mode, "base": self.base_weights.message,
                   "trainable": self.parameters["phase 1"].trainable,
                   "frozen": self.parameters["phase 1"].frozen},
@@ -690,7 +692,7 @@ class TransferRun:
             model=self.model, x=x, validation_data=(to_model_input(self.pixels["val"]), y["val"]),
             epochs=cfg.fine_tune_epochs, batch_size=bs, steps_per_epoch=-(-n_train // bs),
             samples_per_epoch=n_train, evaluate=evaluate,
-            fit_kwargs={"shuffle": False, "callbacks": [epoch_timer(self.epoch_seconds[2])]},
+            fit_kwargs={"shuffle": False, "callbacks": [batch_timer(self.batch_seconds[2])]},
             info={"mode": "fine-tune", "trainable": self.parameters["phase 2"].trainable,
                   "frozen": self.parameters["phase 2"].frozen},
         )
@@ -698,16 +700,35 @@ class TransferRun:
     # ---- speed-up of fast mode --------------------------------------------------------------
     def speedup(self) -> dict[str, float] | None:
         """Fast mode, measured: one pass of the training images through the frozen base (what
-        every uncached epoch repeats) against the median cached head epoch."""
-        times = self.epoch_seconds[1]
-        if self.config.mode != "fast" or "features_images" not in self.timings or not times:
+        every uncached epoch repeats) against a cached head epoch.
+
+        The cached epoch is the median training step times the steps per epoch; the very first
+        step is left out (it traces the graph), so at least two steps are needed.
+        """
+        steps = self.batch_seconds[1][1:]
+        if self.config.mode != "fast" or "features_images" not in self.timings or not steps:
             return None
         per_image = self.timings["features_s"] / self.timings["features_images"]
-        uncached_epoch = per_image * len(self.labels["train"])
-        cached_epoch = float(np.median(times))
+        n_train = len(self.labels["train"])
+        uncached_epoch = per_image * n_train
+        cached_epoch = float(np.median(steps)) * -(-n_train // self.config.batch_size)
         return {"uncached_epoch_s": uncached_epoch, "cached_epoch_s": cached_epoch,
                 "ratio": uncached_epoch / cached_epoch if cached_epoch > 0 else float("inf"),
                 "features_s": self.timings["features_s"]}
+
+
+def batch_timer(into: list[float]):
+    """A Keras callback appending each training step's duration to `into`."""
+    import keras
+
+    class _BatchTimer(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            into.append(time.perf_counter() - self._t0)
+
+    return _BatchTimer()
 
 
 def epoch_timer(into: list[float]):

@@ -231,8 +231,9 @@ if counted is not None and run.class_names == dataset.class_names:
         st.caption(f"Phase 2 trains {run.parameters['phase 2'].trainable:,} parameters "
                    f"({run.parameters['phase 2'].frozen:,} stay frozen).")
 else:
-    cols[1].metric("Frozen parameters", "counted at build",
-                   help="Keras counts them when the run builds Inception v3.")
+    cols[1].metric("Frozen parameters", "—",
+                   help="Keras counts them when training builds Inception v3; they appear "
+                        "here and above the training curves.")
 
 
 # ---- 5. training ----------------------------------------------------------------------------
@@ -281,6 +282,10 @@ def job_panel(job: jobs.TrainingJob, stage: str, stage_progress: float) -> None:
     if snap.state in ("running", "stopping") and not snap.batches:
         st.progress(stage_progress, text=stage)
         return
+    if "trainable" in snap.info:
+        st.caption(f"Keras counts {snap.info['trainable']:,} trainable and "
+                   f"{snap.info['frozen']:,} frozen parameters "
+                   f"({'the head on cached features' if snap.info.get('mode') == 'fast' else 'images through the network'}).")
     ips = f"{snap.images_per_second:,.0f} examples/s" if snap.images_per_second else ""
     text = (f"{snap.state} · epoch {snap.epoch}/{snap.epochs} · batch {snap.batch}/"
             f"{snap.steps_per_epoch or '…'} · {ips} · {snap.elapsed_s:.1f} s")
@@ -327,16 +332,19 @@ cols[1].metric("Chance level", f"{1 / len(report.class_names):.1%}")
 cols[2].metric("Test images", len(report.y_true))
 speed = run.speedup()
 if speed is not None:
-    st.markdown(f"**Fast mode:** the bottleneck features took {speed['features_s']:.1f} s, once "
-                f"{'(cached from an earlier run)' if run.feature_cache_hit else ''}. An uncached "
+    st.markdown(f"**Fast mode:** the bottleneck features took {speed['features_s']:.1f} s, once"
+                f"{' (in an earlier run: cached)' if run.feature_cache_hit else ''}. An uncached "
                 f"epoch would send every training image through the frozen base again "
-                f"(≈{speed['uncached_epoch_s']:.2f} s, measured during that pass); a cached "
-                f"epoch took {speed['cached_epoch_s'] * 1000:.1f} ms: **{speed['ratio']:,.0f}x "
-                "faster**.")
+                f"(≈{speed['uncached_epoch_s']:.2f} s at the speed of that pass); a cached "
+                f"epoch takes {speed['cached_epoch_s'] * 1000:.1f} ms (median training step x "
+                f"steps): **{speed['ratio']:,.0f}x faster**.")
     st.plotly_chart(charts.speedup_figure(speed["uncached_epoch_s"], speed["cached_epoch_s"]),
                     width="stretch", key="transfer_speedup")
-elif run.feature_cache_hit and config.mode == "fast":
-    st.caption("The bottleneck features came from the cache of an earlier run.")
+elif run.config.mode == "fast":
+    st.caption("Fast mode's speed-up is measured from the second training step on (the first "
+               "traces the graph): train for more than one step to see it."
+               + (" The bottleneck features came from the cache of an earlier run."
+                  if run.feature_cache_hit else ""))
 
 left, right = st.columns(2)
 with left:
