@@ -557,6 +557,13 @@ class TransferRun:
         for job in self.jobs():
             job.stop()
 
+    def release_training_data(self) -> None:
+        """Once finished: drop the training and validation pixels (the test images stay for
+        the misclassified gallery)."""
+        if self.finished:
+            for part in ("train", "val"):
+                self.pixels.pop(part, None)
+
     # ---- in the worker thread ---------------------------------------------------------------
     def _load_data(self, stop: Callable[[], bool]) -> bool:
         total = sum(len(p) for p in self._paths.values())

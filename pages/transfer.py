@@ -61,6 +61,10 @@ def load(action, ident: str) -> None:
     except td.DatasetError as exc:
         st.session_state["transfer_dataset"] = None
         st.session_state["transfer_data_error"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a page shows one line, never a traceback
+        st.session_state["transfer_dataset"] = None
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        st.session_state["transfer_data_error"] = f"Could not read the images: {reason}"
     st.session_state["transfer_loaded"] = ident
 
 
@@ -147,13 +151,18 @@ if st.toggle("Preview augmented samples", False, key="transfer_preview",
         picks = [int(np.flatnonzero(dataset.labels[split.train] == c)[0])
                  for c in range(min(dataset.num_classes, 4))]
         paths = [dataset.paths[split.train[i]] for i in picks]
-        with st.spinner("Augmenting…"):
-            originals = td.load_pixels(paths, 128)
-            variants = tl.augment_preview(originals, aug, variants=5, seed=seed)
-        preview = (key, charts.preview_mosaic(originals, variants))
+        try:
+            with st.spinner("Augmenting…"):
+                originals = td.load_pixels(paths, 128)
+                variants = tl.augment_preview(originals, aug, variants=5, seed=seed)
+            preview = (key, charts.preview_mosaic(originals, variants))
+        except Exception as exc:  # noqa: BLE001 - e.g. a server folder changed under us
+            preview = (key, None)
+            st.error(f"No preview: {' '.join(str(exc).split())[:200]}", icon=":material/error:")
         st.session_state["transfer_preview_cache"] = preview
-    st.image(preview[1], caption="Left: the image as the network sees it; right: five "
-             f"augmented versions ({aug.describe()}).")
+    if preview[1] is not None:
+        st.image(preview[1], caption="Left: the image as the network sees it; right: five "
+                 f"augmented versions ({aug.describe()}).")
 
 # ---- 4. the model ---------------------------------------------------------------------------
 st.header("4. Inception v3 with a new head", divider="gray")
@@ -244,6 +253,11 @@ def start_training() -> None:
     except (jobs.JobError, ValueError) as exc:
         st.session_state["transfer_error"] = str(exc)
         return
+    old = st.session_state.get("transfer_run")
+    if old is not None and old.finished:
+        # One run per session is shown: let the runner drop the old one's models and images.
+        for job in old.jobs():
+            manager.forget(owner, job.id)
     tl.remember_run(owner, new_run)
     st.session_state["transfer_run"] = new_run
     st.session_state["transfer_live"] = True
@@ -315,6 +329,7 @@ st.fragment(run_every=0.5 if active else None)(live_panel)()
 # ---- 6. results -----------------------------------------------------------------------------
 if run is None or not run.finished:
     st.stop()
+run.release_training_data()
 report = run.report()
 if report is None:
     st.info("This run stopped before it finished, so its test set was not evaluated. "
