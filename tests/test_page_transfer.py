@@ -99,6 +99,16 @@ def test_upload_train_fast_results_and_handoff():
     assert handoff["model"] is run.model and handoff["preprocessing"] == "inception"
     assert any("now uses this model" in s.value for s in at.success)
 
+    # The Classify page of this session now classifies with it: its classes, its input size.
+    at.switch_page("pages/classify.py").run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="classify_model").value == "transfer"
+    at.pills(key="classify_samples").set_value(["coffee"]).run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    results = list(at.session_state["classify_results"].values())
+    assert {name for _, name, _ in results[0].top} <= {"cat", "coffee", "rocket"}
+    assert results[0].view.size == (75, 75)
+
     # The session's folder goes when the session's resources are released.
     st.cache_resource.clear()
     assert not workspace.exists()
