@@ -9,6 +9,9 @@ from cnnlab import jobs
 from cnnlab import transfer as tl
 from cnnlab import transfer_charts as charts
 from cnnlab import transfer_data as td
+from cnnlab.navigation import ensure_app_navigation
+
+ensure_app_navigation()  # a deep link on a fresh server: rerun through app.py
 
 st.title("Transfer learning")
 st.markdown(
