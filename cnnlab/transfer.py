@@ -265,6 +265,22 @@ def parameter_counts(model: keras.Model) -> ParameterCounts:
     return ParameterCounts(count(model.trainable_weights), count(model.non_trainable_weights))
 
 
+def base_passes(config: TransferConfig, n_train: int, n_val: int, n_test: int) -> dict[str, int]:
+    """Images sent through the Inception v3 base by a run (the cost that dominates on a CPU).
+
+    Both modes pass every image once for the bottleneck features (fast mode trains on them;
+    full mode sets the head's standardisation from them; both score the test set with them).
+    Full mode then repeats the training and validation images every epoch; phase 2 does so in
+    either mode, and scores the test set once more.
+    """
+    once = n_train + n_val + n_test
+    per_epoch = n_train + n_val
+    phase1 = config.epochs * per_epoch if config.mode == "full" else 0
+    phase2 = config.fine_tune_epochs * per_epoch + n_test if config.phase2 else 0
+    return {"features": once, "phase 1": phase1, "phase 2": phase2,
+            "total": once + phase1 + phase2}
+
+
 def head_parameters(num_classes: int) -> int:
     """The new head's trained weights: a 2048 x k kernel plus k biases."""
     return BOTTLENECK_WIDTH * num_classes + num_classes

@@ -11,7 +11,7 @@ from cnnlab import transfer_charts as charts
 from cnnlab import transfer_data as td
 from cnnlab.navigation import ensure_app_navigation
 
-ensure_app_navigation()  # a deep link on a fresh server: rerun through app.py
+ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
 st.title("Transfer learning")
 st.markdown(
@@ -87,14 +87,16 @@ elif source == "demo":
                "not a real dataset: every crop of a class shares one scene.")
     per_class = st.select_slider("Images per class", [10, 20, 40, 100], value=40,
                                  key="transfer_demo_n")
-    if st.button("Use the demo dataset", icon=":material/photo_library:", key="transfer_demo"):
-        load(lambda: td.load_zip(td.demo_archive(per_class=per_class, size=160), "demo.zip",
-                                 workspace), f"demo-{per_class}")
+    # Callbacks, not `if st.button(...)`: a click must survive any rerun of this run.
+    st.button("Use the demo dataset", icon=":material/photo_library:", key="transfer_demo",
+              on_click=lambda: load(lambda: td.load_zip(
+                  td.demo_archive(per_class=per_class, size=160), "demo.zip", workspace),
+                  f"demo-{per_class}"))
 else:
     folders = [str(p) for p in td.server_directories()]
     folder = st.selectbox("Folder (CNNLAB_TRANSFER_DATA)", folders, key="transfer_folder")
-    if st.button("Load this folder", icon=":material/folder_open:", key="transfer_load_dir"):
-        load(lambda: td.load_directory(folder), f"dir-{folder}")
+    st.button("Load this folder", icon=":material/folder_open:", key="transfer_load_dir",
+              on_click=lambda: load(lambda: td.load_directory(folder), f"dir-{folder}"))
 
 if st.session_state.get("transfer_data_error"):
     st.error(st.session_state["transfer_data_error"], icon=":material/error:")
@@ -228,6 +230,19 @@ config = tl.TransferConfig(mode=mode, image_size=int(image_size), epochs=epochs,
                            augmentation=aug, fine_tune_blocks=int(blocks),
                            fine_tune_epochs=ft_epochs, fine_tune_learning_rate=float(ft_lr),
                            seed=seed)
+
+passes = tl.base_passes(config, len(split.train), len(split.val), len(split.test))
+other = tl.base_passes(tl.TransferConfig(**{**config.as_dict(), "augmentation": aug,
+                                            "mode": "full" if mode == "fast" else "fast"}),
+                       len(split.train), len(split.val), len(split.test))
+st.caption(
+    f"This run sends **{passes['total']:,} images** through Inception v3: every image once "
+    f"for its bottleneck features ({passes['features']:,})"
+    + (f", then {config.epochs} epochs x {len(split.train) + len(split.val):,} training and "
+       f"validation images ({passes['phase 1']:,})" if passes["phase 1"] else
+       ", then the head trains on the stored features: one 2,048 x k matrix product per image")
+    + (f", plus phase 2 ({passes['phase 2']:,})" if passes["phase 2"] else "")
+    + f". {'Full' if mode == 'fast' else 'Fast'} mode would send {other['total']:,}.")
 
 k = dataset.num_classes
 counted = run.parameters.get("phase 1") if run is not None else None
@@ -403,8 +418,8 @@ with cols[0]:
     st.caption(f"Input: {run.image_size}x{run.image_size} RGB scaled to [-1, 1] (Inception's "
                f"preprocess_input); output: softmax over {', '.join(run.class_names)}.")
 with cols[1]:
-    if st.button("Use in Classify", icon=":material/image_search:", key="transfer_use"):
-        st.session_state[tl.CLASSIFY_KEY] = tl.classify_handoff(run)
+    st.button("Use in Classify", icon=":material/image_search:", key="transfer_use",
+              on_click=lambda: st.session_state.update({tl.CLASSIFY_KEY: tl.classify_handoff(run)}))
     if st.session_state.get(tl.CLASSIFY_KEY, {}).get("model") is run.model:
         st.success("The Classify page now uses this model in this session.",
                    icon=":material/check_circle:")

@@ -112,3 +112,17 @@ def test_upload_train_fast_results_and_handoff():
     # The session's folder goes when the session's resources are released.
     st.cache_resource.clear()
     assert not workspace.exists()
+
+
+def test_demo_dataset_button():
+    at = app_at(PAGE)
+    at.radio(key="transfer_source").set_value("demo").run()
+    at.select_slider(key="transfer_demo_n").set_value(10).run()
+    at.button(key="transfer_demo").click().run(timeout=60)
+    assert not at.exception
+    assert at.session_state["transfer_dataset"].counts() == {"cat": 10, "coffee": 10,
+                                                             "rocket": 10}
+    assert any("not a real dataset" in c.value for c in at.caption)
+    # The computed cost of each mode, before anything trains.
+    text = " ".join(c.value for c in at.caption)
+    assert "This run sends **30 images** through Inception v3" in text

@@ -439,6 +439,18 @@ def test_stop_before_training_ends_stopped(dataset, inception_notop_weights):  #
     manager.shutdown()
 
 
+def test_base_passes_fast_vs_full():
+    from cnnlab.transfer import TransferConfig, base_passes
+
+    fast = base_passes(TransferConfig(mode="fast", epochs=10), 70, 15, 15)
+    full = base_passes(TransferConfig(mode="full", epochs=10), 70, 15, 15)
+    assert fast == {"features": 100, "phase 1": 0, "phase 2": 0, "total": 100}
+    assert full == {"features": 100, "phase 1": 850, "phase 2": 0, "total": 950}
+    tuned = base_passes(TransferConfig(mode="fast", epochs=10, fine_tune_blocks=2,
+                                       fine_tune_epochs=2), 70, 15, 15)
+    assert tuned["phase 2"] == 2 * 85 + 15 and tuned["total"] == 100 + 185
+
+
 def test_config_validation_messages():
     from cnnlab.transfer import TransferConfig
 
