@@ -11,7 +11,7 @@ from cnnlab import arch_charts, architectures, images
 from cnnlab.calc import INPUT_NAME, SpecError, analyze
 from cnnlab.navigation import ensure_app_navigation
 
-ensure_app_navigation()  # a deep link on a fresh server: rerun through app.py
+ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
 st.title("Architectures")
 st.caption("Three networks that shaped image classification, by what each invented. Every "

@@ -14,7 +14,7 @@ from cnnlab import calc, calc_charts, presets
 from cnnlab.calc import GB, SpecError
 from cnnlab.navigation import ensure_app_navigation
 
-ensure_app_navigation()  # a deep link on a fresh server: rerun through app.py
+ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
 KEYS = {"h": "calc_h", "w": "calc_w", "c": "calc_c", "batch": "calc_batch",
         "accum": "calc_accum", "dtype": "calc_dtype", "optimizer": "calc_optimizer",

@@ -16,7 +16,7 @@ import streamlit as st
 from cnnlab import gradcam, images, inception
 from cnnlab.navigation import ensure_app_navigation
 
-ensure_app_navigation()  # a deep link on a fresh server: rerun through app.py
+ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
 CUSTOM_KEY = "classify_custom_model"  # set by the Transfer page's "Use in Classify"
 RESULTS_KEY = "classify_results"   # session_state: (image key, mode) -> Classification

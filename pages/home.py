@@ -4,7 +4,7 @@ import streamlit as st
 
 from cnnlab.navigation import ensure_app_navigation
 
-ensure_app_navigation()  # a deep link on a fresh server: rerun through app.py
+ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
 st.title("cnnlab")
 st.markdown(

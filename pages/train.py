@@ -11,7 +11,7 @@ from cnnlab import training as tr
 from cnnlab.calc import SpecError
 from cnnlab.navigation import ensure_app_navigation
 
-ensure_app_navigation()  # a deep link on a fresh server: rerun through app.py
+ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
 st.title("Train")
 st.markdown(
