@@ -36,7 +36,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -659,3 +659,24 @@ def new_owner_token() -> str:
     import secrets
 
     return secrets.token_urlsafe(12)
+
+
+OWNER_PARAM = "owner"          # the URL query parameter that carries the token
+_OWNER_STATE_KEY = "train_owner"
+
+
+def browser_owner(query_params: MutableMapping, session_state: MutableMapping,
+                  page: str) -> str:
+    """This browser's owner name for `page`'s jobs ("<token>:<page>").
+
+    The token lives in the URL's query string, so a refresh (a new Streamlit session)
+    reattaches to the running job, and in session_state, so a page switch that drops the
+    query string keeps it. One token serves every page that trains.
+    """
+    token = query_params.get(OWNER_PARAM) or session_state.get(_OWNER_STATE_KEY)
+    if not token:
+        token = new_owner_token()
+    session_state[_OWNER_STATE_KEY] = token
+    if query_params.get(OWNER_PARAM) != token:
+        query_params[OWNER_PARAM] = token
+    return f"{token}:{page}"

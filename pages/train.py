@@ -19,15 +19,8 @@ st.markdown(
     "Training runs in the background on the server; you can leave and come back."
 )
 
-# ---- who am I: a token in the URL survives a refresh; session_state survives page switches
-OWNER_PARAM = "owner"
-token = st.query_params.get(OWNER_PARAM) or st.session_state.get("train_owner")
-if not token:
-    token = jobs.new_owner_token()
-st.session_state["train_owner"] = token
-if st.query_params.get(OWNER_PARAM) != token:
-    st.query_params[OWNER_PARAM] = token
-owner = f"{token}:train"
+# Whose jobs: a token in the URL survives a refresh; session_state survives page switches.
+owner = jobs.browser_owner(st.query_params, st.session_state, "train")
 manager = jobs.shared_manager()
 
 PRESETS = {"Seed CNN (default)": "cnn", "Dense net, same parameter budget": "dense"}

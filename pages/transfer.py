@@ -21,15 +21,8 @@ st.markdown(
     "what a classifier needs to know about images is already in the pretrained filters."
 )
 
-# ---- owner token (shared with the Train page: one URL parameter) and per-session state ----
-OWNER_PARAM = "owner"
-token = st.query_params.get(OWNER_PARAM) or st.session_state.get("train_owner")
-if not token:
-    token = jobs.new_owner_token()
-st.session_state["train_owner"] = token
-if st.query_params.get(OWNER_PARAM) != token:
-    st.query_params[OWNER_PARAM] = token
-owner = f"{token}:transfer"
+# Whose jobs: a token in the URL survives a refresh; session_state survives page switches.
+owner = jobs.browser_owner(st.query_params, st.session_state, "transfer")
 manager = jobs.shared_manager()
 
 

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -54,3 +55,17 @@ def run_isolated(page: str, timeout: float = 60) -> dict:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_until(at: AppTest, predicate, timeout: float = 120, run_timeout: float = 60,
+              poll: float = 0.3) -> AppTest:
+    """Rerun `at` (as a browser's fragment timer would) until `predicate(at)` holds;
+    fail on any exception or after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        at.run(timeout=run_timeout)
+        assert not at.exception, [e.value for e in at.exception]
+        if predicate(at):
+            return at
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(poll)

@@ -3,12 +3,10 @@ isolation, stop, and the after-training views."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from cnnlab import jobs
-from tests.apptest import app_at, run_isolated
+from tests.apptest import app_at, run_isolated, run_until
 
 
 @pytest.fixture(autouse=True)
@@ -25,17 +23,6 @@ def small(at):
     at.number_input(key="f2").set_value(8)
     at.selectbox(key="batch").set_value(128)
     return at.run()
-
-
-def run_until(at, predicate, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while True:
-        at.run(timeout=60)
-        assert not at.exception, [e.value for e in at.exception]
-        if predicate(at):
-            return at
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.3)
 
 
 def test_opens_without_tensorflow():

@@ -3,14 +3,13 @@ the results, the hand-off to Classify, and the session folder's removal."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 import streamlit as st
 
 from cnnlab import jobs, transfer_data
-from tests.apptest import app_at, run_isolated
+from tests.apptest import app_at, run_isolated, run_until
 
 PAGE = "pages/transfer.py"
 
@@ -22,17 +21,6 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.delenv("CNNLAB_TRANSFER_DATA", raising=False)
     yield
     jobs.shared_manager().shutdown()
-
-
-def run_until(at, predicate, timeout: float = 240):
-    deadline = time.monotonic() + timeout
-    while True:
-        at.run(timeout=120)
-        assert not at.exception, [e.value for e in at.exception]
-        if predicate(at):
-            return at
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.5)
 
 
 def test_opens_without_tensorflow():
@@ -82,7 +70,7 @@ def test_upload_train_fast_results_and_handoff():
     assert not at.exception
     run = at.session_state["transfer_run"]
     assert run.config.mode == "fast" and run.config.epochs == 2 and run.image_size == 75
-    at = run_until(at, lambda a: run.finished)
+    at = run_until(at, lambda a: run.finished, timeout=240, run_timeout=120, poll=0.5)
     at.run(timeout=120)
     assert run.phase1.state == "done", run.phase1.error
     metrics = {m.label: m.value for m in at.metric}
