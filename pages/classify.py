@@ -198,6 +198,20 @@ custom = transfer_ui(handoff) if handoff else None
 mode = custom[0] if custom else weights_ui()
 chosen = inputs_ui()
 if mode is None:
+    # No model yet: still check every upload, so a bad file is named now, not later.
+    readable = 0
+    for name, _key, data in chosen:
+        if data is None:
+            readable += 1
+            continue
+        try:
+            images.decode_image(data, name)
+            readable += 1
+        except images.ImageError as exc:
+            st.error(str(exc), icon=":material/broken_image:")
+    if readable:
+        st.info(f"{readable} image(s) ready: classifying them needs the weights above, or "
+                "the untrained network to see the pipeline.", icon=":material/image:")
     st.stop()
 if mode == "untrained":
     st.warning("UNTRAINED NETWORK: random weights. The pipeline below runs for real, but the "

@@ -162,3 +162,15 @@ def test_model_handed_over_by_transfer_is_used(no_weights, transfer_style_model)
     # Switching back to ImageNet Inception v3 shows the weights panel again.
     at.radio(key="classify_model").set_value("imagenet").run()
     assert "not on this machine" in texts(at.warning)
+
+
+def test_without_weights_a_bad_upload_is_still_named(no_weights):
+    """Uploads are checked even before a model is available."""
+    at = app_at(PAGE)
+    at.file_uploader(key="classify_uploads").set_value([
+        ("notes.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "image/png"),
+        ("rocket.png", images.sample_photo_bytes("rocket", "PNG"), "image/png")]).run()
+    assert not at.exception
+    assert [e.value for e in at.error][0].startswith("notes.png: ")
+    assert "1 image(s) ready" in texts(at.info)
+    assert RESULTS_KEY not in at.session_state
