@@ -1,9 +1,9 @@
 """Mixed precision on a GPU: the app's training job (cnnlab.jobs) on full Fashion-MNIST with
 float32 and with mixed_float16, one process, same seed and data.
 
-Prints images/s, test accuracy and the layers' compute/variable dtypes for both policies, the
-calculator's predicted training memory for both, and (JAX backend) the measured peak device
-memory of one large-batch training step. Last line: `ratio=` mixed/float32 throughput.
+Prints images/s, test accuracy and the layers' compute/variable dtypes for both policies, and
+the calculator's predicted training memory for both. Last line: `ratio=` mixed/float32
+throughput.
 
 Runs on any Keras 3 backend (KERAS_BACKEND=tensorflow|jax|torch). On a CPU, mixed precision
 is emulated and slow: this benchmark is meant for a GPU machine.
@@ -22,28 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cnnlab.datasets import DEBIAN_FASHION_DIR, fashion_from_idx  # noqa: E402
 from cnnlab.jobs import JobManager  # noqa: E402
 from cnnlab.training import TrainConfig, job_for  # noqa: E402
-
-
-def peak_step_bytes(config: TrainConfig, batch: int) -> int | None:
-    """Peak device memory of training steps at `batch`, measured (JAX backend only)."""
-    import keras
-    import numpy as np
-
-    if keras.backend.backend() != "jax":
-        return None
-    import jax
-
-    from cnnlab.training import build_model
-
-    keras.config.set_dtype_policy(config.dtype_policy)
-    model = build_model(config)
-    x = np.random.default_rng(0).random((batch, 28, 28, 1), np.float32)
-    y = np.eye(10, dtype=np.float32)[np.arange(batch) % 10]
-    device = jax.devices()[0]
-    before = device.memory_stats().get("peak_bytes_in_use", 0)
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-    keras.config.set_dtype_policy("float32")
-    return device.memory_stats().get("peak_bytes_in_use", 0) - before
 
 
 def main() -> None:
@@ -82,13 +60,6 @@ def main() -> None:
         print(f"  layer dtypes (compute, variables): {dtypes}")
         print(f"  calculator: training batch {config.batch_size} needs "
               f"{stats.training_bytes / 2**20:.2f} MiB")
-        big = int(os.environ.get("BIG_BATCH", "4096"))
-        peak = peak_step_bytes(config, big)
-        if peak is not None:
-            from dataclasses import replace
-            predicted = replace(config, batch_size=big).stats().training_bytes
-            print(f"  batch {big}: measured peak {peak / 2**20:.1f} MiB, "
-                  f"calculator {predicted / 2**20:.1f} MiB")
     print(f"ratio={throughput[True] / throughput[False]:.2f}")
 
 
