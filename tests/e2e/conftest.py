@@ -138,3 +138,18 @@ def open_page(page, url: str, path: str = "", timeout: float = 60_000) -> None:
 def assert_no_exception(page) -> None:
     errors = page.locator("[data-testid='stException']")
     assert errors.count() == 0, errors.first.inner_text()
+
+
+def screenshot_whole_page(page, name: str, max_height: int = 12000) -> None:
+    """Save artifacts/e2e/<name> with the whole page. Streamlit scrolls inside its own
+    container, so the viewport is made as tall as the page, then restored. Waits until
+    every st.image picture (fetched after the run) has loaded."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_function("[...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
+                           ".every(img => img.complete && img.naturalWidth > 0)", timeout=30_000)
+    height = page.evaluate(
+        "document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 100, max_height)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / name))
+    page.set_viewport_size({"width": 1400, "height": 1000})

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.conftest import ARTIFACTS, assert_no_exception, open_page, wait_for_app_run
-
-
-def _shot(page, name: str) -> None:
-    """Streamlit scrolls inside its own container, so a tall viewport shows the whole page."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    height = page.evaluate(
-        "document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000")
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 100, 12000)})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / name))
-    page.set_viewport_size({"width": 1400, "height": 1000})
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    assert_no_exception,
+    open_page,
+    screenshot_whole_page,
+    wait_for_app_run,
+)
 
 
 def test_architectures_page_and_experiments(app_url, page):
@@ -30,7 +25,7 @@ def test_architectures_page_and_experiments(app_url, page):
     assert page.locator("[data-testid='stPlotlyChart']").count() >= 2
     metrics = page.locator("[data-testid='stMetricValue']").all_inner_texts()
     assert "163,696" in metrics  # inception 3a with bottlenecks
-    _shot(page, "architectures-top.png")
+    screenshot_whole_page(page, "architectures-top.png")
 
     for number in (1, 2, 3):
         button = page.get_by_role("button", name=f"Run experiment {number}")
@@ -45,5 +40,5 @@ def test_architectures_page_and_experiments(app_url, page):
     assert "0" in metrics          # max pooling has no parameters
     assert any(m.startswith("max |diff|") for m in metrics)
     page.locator("[data-testid='stPlotlyChart']").last.scroll_into_view_if_needed()
-    _shot(page, "architectures-experiments.png")
+    screenshot_whole_page(page, "architectures-experiments.png")
     assert Path(ARTIFACTS / "architectures-experiments.png").exists()

@@ -7,9 +7,9 @@ import pytest
 
 from cnnlab import images, inception
 from tests.e2e.conftest import (
-    ARTIFACTS,
     assert_no_exception,
     open_page,
+    screenshot_whole_page,
     start_app_server,
     wait_for_app_run,
 )
@@ -20,19 +20,6 @@ from tests.inception_fixtures import inception_weights  # noqa: F401 (fixture)
 def classify_url(inception_weights):  # noqa: F811
     with start_app_server(env={inception.ENV_WEIGHTS: str(inception_weights)}) as url:
         yield url
-
-
-def _shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    # st.image pictures are fetched after the run: wait until every one has loaded.
-    page.wait_for_function("[...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
-                           ".every(img => img.complete && img.naturalWidth > 0)", timeout=30_000)
-    height = page.evaluate(
-        "document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 1000")
-    page.set_viewport_size({"width": 1400, "height": min(int(height) + 100, 6000)})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / name))
-    page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def _upload(page, files: list[tuple[str, bytes, str]]) -> None:
@@ -58,7 +45,7 @@ def test_upload_photo_then_broken_file(classify_url, page):
     assert page.locator("[data-testid='stPlotlyChart'] .bars .point").count() == 5
     assert page.locator("[data-testid='stImage'] img").count() == 2  # network view + Grad-CAM
     assert page.get_by_text("ms to preprocess, predict").first.is_visible()
-    _shot(page, "classify-photo.png")
+    screenshot_whole_page(page, "classify-photo.png", max_height=6000)
 
     broken = images.sample_photo_bytes("coffee", "PNG")[:3000]
     _upload(page, [("broken.png", broken, "image/png")])
@@ -68,4 +55,4 @@ def test_upload_photo_then_broken_file(classify_url, page):
     assert_no_exception(page)
     # the good photo is still classified next to the bad file's message
     assert page.locator("[data-testid='stPlotlyChart']").count() == 1
-    _shot(page, "classify-broken.png")
+    screenshot_whole_page(page, "classify-broken.png", max_height=6000)
