@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import pytest
 from cnnlab import images, inception
 from cnnlab.commands import fetch
 from tests.inception_fixtures import inception_classifier, inception_weights  # noqa: F401
+from tests.local_mirror import serve_directory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,23 +126,15 @@ def test_fetch_downloads_verifies_and_reports_present(tmp_path, monkeypatch, cap
     for name, data in payloads.items():
         (served / name).write_bytes(data)
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    with serve_directory(served) as base:
+        cache = tmp_path / "cache"
+        items = [fetch.Download("Inception v3 weights (top)", "a.h5", str(cache), base + "a.h5",
+                                hashlib.md5(payloads["a.h5"]).hexdigest(), "test"),
+                 fetch.Download("MNIST", "b.npz", str(cache), base + "b.npz",
+                                hashlib.sha256(payloads["b.npz"]).hexdigest(), "test")]
+        monkeypatch.setattr(fetch, "catalogue", lambda mirror=None: items)
+        from cnnlab.__main__ import main
 
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a, **k: Quiet(*a, directory=str(served), **k))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}/"
-    cache = tmp_path / "cache"
-    items = [fetch.Download("Inception v3 weights (top)", "a.h5", str(cache), base + "a.h5",
-                            hashlib.md5(payloads["a.h5"]).hexdigest(), "test"),
-             fetch.Download("MNIST", "b.npz", str(cache), base + "b.npz",
-                            hashlib.sha256(payloads["b.npz"]).hexdigest(), "test")]
-    monkeypatch.setattr(fetch, "catalogue", lambda mirror=None: items)
-    from cnnlab.__main__ import main
-
-    try:
         assert main(["fetch"]) == 0
         out = capsys.readouterr().out
         assert "fetched   Inception v3 weights (top): a.h5 (checksum verified)" in out
@@ -155,5 +146,3 @@ def test_fetch_downloads_verifies_and_reports_present(tmp_path, monkeypatch, cap
         (cache / "a.h5").write_bytes(b"corrupted")
         assert main(["fetch", "--check"]) == 1
         assert "corrupt   Inception v3 weights (top): a.h5" in capsys.readouterr().out
-    finally:
-        server.shutdown()

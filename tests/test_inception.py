@@ -4,9 +4,7 @@ path checked against Keras' own InceptionV3 + predict + decode_predictions."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import pytest
 from cnnlab import images, inception
 from cnnlab.inception import WeightsUnavailable, weights_status
 from tests.inception_fixtures import inception_classifier, inception_weights  # noqa: F401
+from tests.local_mirror import serve_directory
 
 
 @pytest.fixture
@@ -103,11 +102,6 @@ def test_corrupt_weights_file_gives_a_message(no_weights, monkeypatch, tmp_path)
         inception.load_inception()
 
 
-class _Files(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-
 @pytest.fixture
 def local_mirror(tmp_path, monkeypatch):
     """A local HTTP server standing in for storage.googleapis.com."""
@@ -115,15 +109,9 @@ def local_mirror(tmp_path, monkeypatch):
     served.mkdir()
     payload = np.random.default_rng(0).bytes(300_000)
     (served / "fake_inception.h5").write_bytes(payload)
-
-    def handler(*args, **kwargs):
-        return _Files(*args, directory=str(served), **kwargs)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(inception, "_BASE_URL", f"http://127.0.0.1:{server.server_port}/")
-    yield payload
-    server.shutdown()
+    with serve_directory(served) as base:
+        monkeypatch.setattr(inception, "_BASE_URL", base)
+        yield payload
 
 
 def test_download_goes_through_keras_get_file_with_progress_and_md5(local_mirror, monkeypatch):

@@ -12,6 +12,7 @@ from tests.inception_fixtures import (  # noqa: F401 (fixtures)
     inception_weights,
     transfer_style_model,
 )
+from tests.local_mirror import serve_directory
 
 PAGE = "pages/classify.py"
 RESULTS_KEY = "classify_results"
@@ -102,8 +103,6 @@ def test_download_button_reports_failure_then_success(monkeypatch, tmp_path):
     """The page's download goes through inception.download_weights (Keras' get_file):
     offline it shows the reason; from a reachable mirror the weights land in the cache."""
     import hashlib
-    import http.server
-    import threading
 
     monkeypatch.delenv(inception.ENV_WEIGHTS, raising=False)
     payload = b"stand-in weights " * 1000
@@ -120,21 +119,14 @@ def test_download_button_reports_failure_then_success(monkeypatch, tmp_path):
     assert not at.exception
     assert any(e.value.startswith("Could not download page_download_test.h5") for e in at.error)
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a, **k: Quiet(*a, directory=str(tmp_path), **k))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(inception, "_BASE_URL", f"http://127.0.0.1:{server.server_port}/")
     try:
-        at.button(key="download_weights").click().run()
-        assert not at.exception and not at.error
-        assert target.read_bytes() == payload
-        assert "from the Keras cache" in texts(at.caption)  # the page moved on to the cache
+        with serve_directory(tmp_path) as base:
+            monkeypatch.setattr(inception, "_BASE_URL", base)
+            at.button(key="download_weights").click().run()
+            assert not at.exception and not at.error
+            assert target.read_bytes() == payload
+            assert "from the Keras cache" in texts(at.caption)  # the page moved on to the cache
     finally:
-        server.shutdown()
         target.unlink(missing_ok=True)
 
 
