@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnlab.jobs import JobManager, TrainingJob, TrainSetup
+from cnnlab.training import confusion_matrix
 from cnnlab.transfer_data import ImageDataset, Split, load_pixels, to_model_input
 
 if TYPE_CHECKING:
@@ -416,8 +417,7 @@ def test_report(probs: np.ndarray, y_true: np.ndarray, class_names: Sequence[str
     y_true = np.asarray(y_true, dtype=np.int64)
     k = len(class_names)
     y_pred = probs.argmax(axis=1)
-    confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (y_true, y_pred), 1)
+    confusion = confusion_matrix(y_true, y_pred, k)
     tp = np.diag(confusion).astype(np.float64)
     predicted = confusion.sum(axis=0)
     actual = confusion.sum(axis=1)
