@@ -12,12 +12,10 @@ Last line: ms=<median time until the Architectures title is visible>.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from tests.e2e.conftest import (  # noqa: E402
     CHROMIUM,

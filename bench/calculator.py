@@ -9,11 +9,7 @@ DAG code paths run. The last line is `ms=<median milliseconds>`.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cnnlab.calc import GB, LayerSpec, analyze, fit_options, stats_rows  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Classify: the page's path against raw `model.predict`, and a second session's memory.
 
-1. Time. The page's path for one uploaded JPEG (decode with cnnlab.images, centre-crop,
+1. Time. The page's path for one uploaded JPEG (decode with cnnlab.vision.images, centre-crop,
    resize, scale to [-1, 1], predict, decode the top-5 labels: `Classifier.classify_bytes`)
    against the baseline `model.predict` of the same Keras model on an already prepared
    (1, 299, 299, 3) tensor. Same process, interleaved, medians. Goal: ratio <= 1.2.
@@ -18,12 +18,10 @@ from __future__ import annotations
 import gc
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROUNDS = 10
@@ -37,7 +35,7 @@ def rss_mb() -> float:
 
 
 def time_paths(mode: str) -> tuple[float, float, float]:
-    from cnnlab import images, inception
+    from cnnlab.vision import images, inception
 
     classifier = inception.load_classifier(mode)
     data = images.sample_photo_bytes("chelsea")
@@ -63,7 +61,7 @@ def session_classifies(mode: str):
     """One browser session on the real page: open Classify, upload a photo, classify."""
     from streamlit.testing.v1 import AppTest
 
-    from cnnlab import images
+    from cnnlab.vision import images
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.run()
@@ -80,7 +78,7 @@ def session_classifies(mode: str):
 
 
 def main() -> None:
-    from cnnlab import inception
+    from cnnlab.vision import inception
 
     status = inception.weights_status()
     mode = "auto" if status.on_disk else "untrained"

@@ -1,4 +1,4 @@
-"""Mixed precision on a GPU: the app's training job (cnnlab.jobs) on full Fashion-MNIST with
+"""Mixed precision on a GPU: the app's training job (cnnlab.train.jobs) on full Fashion-MNIST with
 float32 and with mixed_float16, one process, same seed and data.
 
 Prints images/s, test accuracy and the layers' compute/variable dtypes for both policies, and
@@ -14,14 +14,10 @@ is emulated and slow: this benchmark is meant for a GPU machine.
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cnnlab.datasets import DEBIAN_FASHION_DIR, fashion_from_idx  # noqa: E402
-from cnnlab.jobs import JobManager  # noqa: E402
-from cnnlab.training import TrainConfig, job_for  # noqa: E402
+from cnnlab.train.datasets import DEBIAN_FASHION_DIR, fashion_from_idx  # noqa: E402
+from cnnlab.train.jobs import JobManager  # noqa: E402
+from cnnlab.train.training import TrainConfig, job_for  # noqa: E402
 
 
 def main() -> None:

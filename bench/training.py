@@ -17,9 +17,7 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EPOCHS = int(os.environ.get("BENCH_EPOCHS", "2"))
@@ -27,9 +25,9 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 
 
 def main() -> int:
-    from cnnlab.datasets import load_dataset
-    from cnnlab.jobs import JobManager, TrainingJob, TrainSetup
-    from cnnlab.training import TrainConfig, build_model, prepare
+    from cnnlab.train.datasets import load_dataset
+    from cnnlab.train.jobs import JobManager, TrainingJob, TrainSetup
+    from cnnlab.train.training import TrainConfig, build_model, prepare
 
     config = TrainConfig(epochs=EPOCHS)
     dataset = load_dataset("mnist")

@@ -2,7 +2,7 @@
 frozen Inception v3 base (the uncached path), in one process.
 
 Both train the same head (Dense softmax on the standardised 2048 features) on the same
-batches (`cnnlab.transfer.batch_stream`); the first epoch of each, which traces the graph,
+batches (`cnnlab.transfer.run.batch_stream`); the first epoch of each, which traces the graph,
 is not timed. Prints the seconds per epoch of each and, last, `ratio=` uncached / cached
 (the speed-up; the issue's goal is at least 20).
 
@@ -16,13 +16,11 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cnnlab import transfer as tl  # noqa: E402
-from cnnlab import transfer_data as td  # noqa: E402
+from cnnlab.transfer import data as td  # noqa: E402
+from cnnlab.transfer import run as tl  # noqa: E402
 
 
 def main() -> int:

@@ -7,7 +7,7 @@ before TensorFlow is imported; TensorFlow loads only when an experiment is run.
 
 import streamlit as st
 
-from cnnlab.navigation import ensure_app_navigation
+from cnnlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
@@ -18,8 +18,10 @@ st.caption("Three networks that shaped image classification, by what each invent
 
 # Imported after the title: plotly and Pillow take about 0.45 s to import on a cold server
 # process, and the title should not wait for them.
-from cnnlab import arch_charts, architectures, images  # noqa: E402
 from cnnlab.calc import INPUT_NAME, SpecError, analyze  # noqa: E402
+from cnnlab.nets import builders as architectures  # noqa: E402
+from cnnlab.nets import charts as arch_charts  # noqa: E402
+from cnnlab.vision import images  # noqa: E402
 
 
 @st.cache_data(show_spinner=False)
@@ -161,35 +163,35 @@ else:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def photo_pixels(_photo, key: str, size: int):
-    from cnnlab import concepts
+    from cnnlab.nets import concepts
 
     return concepts.prepare_photo(_photo, size)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def photo_maps(_pixels, key: str):
-    from cnnlab import concepts
+    from cnnlab.nets import concepts
 
     return concepts.feature_maps(_pixels)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def shift_result(_photo, key: str, dy: int, dx: int):
-    from cnnlab import concepts
+    from cnnlab.nets import concepts
 
     return concepts.shift_experiment(_photo, dy, dx)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def pool_result(_maps, key: str, kernel: int, stride: int, c_out: int):
-    from cnnlab import concepts
+    from cnnlab.nets import concepts
 
     return concepts.pool_vs_strided_conv(_maps, kernel, stride, c_out)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def lrn_result(_maps, key: str, radius: int, bias: float, alpha: float, beta: float):
-    from cnnlab import concepts
+    from cnnlab.nets import concepts
 
     return concepts.lrn_experiment(_maps, radius, bias, alpha, beta)
 
@@ -224,7 +226,7 @@ if photo is not None:
     @guarded
     def experiment_shift() -> None:
         st.subheader("1. CNN vs dense net: parameters and translation")
-        from cnnlab import concepts
+        from cnnlab.nets import concepts
 
         counts = concepts.dense_vs_conv_params(224, 224, 3, filters=32, kernel=3, units=1000)
         a, b, c = st.columns(3)
@@ -259,7 +261,7 @@ if photo is not None:
         st.subheader("2. Max pooling vs a strided convolution")
         if not run_button("Run experiment 2", "exp2"):
             return
-        from cnnlab import concepts
+        from cnnlab.nets import concepts
 
         cols = st.columns(4)
         kernel = cols[0].slider("Window k", 1, 5, 2, key="exp2_k")
@@ -290,7 +292,7 @@ if photo is not None:
     @guarded
     def experiment_lrn() -> None:
         st.subheader("3. Local Response Normalization")
-        from cnnlab import concepts
+        from cnnlab.nets import concepts
 
         st.latex(concepts.LRN_FORMULA)
         if not run_button("Run experiment 3", "exp3"):

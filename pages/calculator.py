@@ -1,8 +1,8 @@
 """Calculator: parameters, shapes, FLOPs and memory of a conv stack, exact to Keras, and
 what-ifs that make training fit a GPU. The configuration lives in the URL.
 
-The page only draws: cnnlab.calc computes, cnnlab.presets holds the networks and the URL
-form, cnnlab.calc_charts builds the figures. No TensorFlow is imported here.
+The page only draws: cnnlab.calc computes, cnnlab.calc.presets holds the networks and the URL
+form, cnnlab.calc.charts builds the figures. No TensorFlow is imported here.
 """
 
 import hashlib
@@ -10,9 +10,10 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from cnnlab import calc, calc_charts, presets
-from cnnlab.calc import GB, SpecError
-from cnnlab.navigation import ensure_app_navigation
+from cnnlab import calc
+from cnnlab.calc import GB, SpecError, presets
+from cnnlab.calc import charts as calc_charts
+from cnnlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 

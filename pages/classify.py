@@ -1,7 +1,7 @@
 """Classify: Inception v3 names what is in a photo; Grad-CAM shows where it looked.
 
-The page draws. cnnlab.images decodes and preprocesses, cnnlab.inception finds the
-weights, loads the model (once per server process) and classifies, cnnlab.gradcam
+The page draws. cnnlab.vision.images decodes and preprocesses, cnnlab.vision.inception finds the
+weights, loads the model (once per server process) and classifies, cnnlab.vision.gradcam
 computes the heat maps. TensorFlow loads only when a model is needed.
 """
 
@@ -13,8 +13,8 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from cnnlab import gradcam, images, inception
-from cnnlab.navigation import ensure_app_navigation
+from cnnlab.ui.navigation import ensure_app_navigation
+from cnnlab.vision import gradcam, images, inception
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cnnlab.navigation import ensure_app_navigation
+from cnnlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 

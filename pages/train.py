@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cnnlab import jobs
-from cnnlab import train_charts as charts
-from cnnlab import training as tr
 from cnnlab.calc import SpecError
-from cnnlab.navigation import ensure_app_navigation
+from cnnlab.train import charts, jobs
+from cnnlab.train import training as tr
+from cnnlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
@@ -283,7 +282,7 @@ def mistakes_ui(dataset, analysis: tr.TestAnalysis) -> None:
 
 
 def own_digit_ui(job: jobs.TrainingJob, dataset) -> None:
-    from cnnlab.images import UPLOAD_TYPES, ImageError, decode_image
+    from cnnlab.vision.images import UPLOAD_TYPES, ImageError, decode_image
 
     left, right = st.columns([1, 1.3])
     with left:

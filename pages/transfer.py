@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cnnlab import jobs
-from cnnlab import transfer as tl
-from cnnlab import transfer_charts as charts
-from cnnlab import transfer_data as td
-from cnnlab.navigation import ensure_app_navigation
+from cnnlab.train import jobs
+from cnnlab.transfer import charts
+from cnnlab.transfer import data as td
+from cnnlab.transfer import run as tl
+from cnnlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
@@ -172,7 +172,7 @@ if weights.pretrained:
         weights = tl.resolve_base_weights(untrained=True)
 if not weights.pretrained:
     st.warning(weights.message, icon=":material/warning:")
-    from cnnlab import inception
+    from cnnlab.vision import inception
 
     if inception.weights_status(include_top=False).source == "download" and st.button(
             "Download the ImageNet weights (about 88 MB)", icon=":material/download:",

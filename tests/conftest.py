@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,5 +14,3 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_HOME", str(ROOT / ".pytest_cache" / "keras_home"))
 Path(os.environ["KERAS_HOME"]).mkdir(parents=True, exist_ok=True)
 
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))

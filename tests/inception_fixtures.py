@@ -43,7 +43,7 @@ def make_weights_file(include_top: bool, directory: Path = FIXTURE_DIR) -> Path:
         # weights, still meaningless classes).
         import numpy as np
 
-        from cnnlab import images
+        from cnnlab.vision import images
 
         features = keras.Model(model.input, model.get_layer("avg_pool").output)
         batch = np.stack([images.inception_input(images.sample_photo(n))
@@ -75,8 +75,8 @@ def inception_notop_weights() -> Path:
 
 @pytest.fixture(scope="session")
 def inception_classifier(inception_weights):
-    """One `cnnlab.inception.Classifier` on the test weights, loaded once per session."""
-    from cnnlab import inception
+    """One `cnnlab.vision.inception.Classifier` on the test weights, loaded once per session."""
+    from cnnlab.vision import inception
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(inception.ENV_WEIGHTS, str(inception_weights))
@@ -86,10 +86,10 @@ def inception_classifier(inception_weights):
 @pytest.fixture(scope="session")
 def transfer_style_model():
     """A Transfer-page classifier (InceptionV3 base nested inside, 3 classes), random base,
-    built by cnnlab.transfer itself at 150x150 so that mixed10 is 3x3."""
+    built by cnnlab.transfer.run itself at 150x150 so that mixed10 is 3x3."""
     import numpy as np
 
-    from cnnlab import transfer
+    from cnnlab.transfer import run as transfer
 
     base = transfer.build_base(150, None)
     model, _ = transfer.build_classifier(base, 3, transfer.Augmentation(), seed=0)

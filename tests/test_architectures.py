@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from cnnlab import architectures as A
 from cnnlab.calc import SpecError, analyze
-from cnnlab.calc_keras import to_keras
+from cnnlab.calc.keras_oracle import to_keras
+from cnnlab.nets import builders as A
 from tests.apptest import ROOT
 
 NETWORK_KEYS = list(A.BUILDERS)
@@ -215,7 +215,7 @@ def test_bad_arguments_give_one_line_errors():
 
 
 def test_specs_and_stats_do_not_import_tensorflow():
-    code = ("import sys; from cnnlab import architectures as A\n"
+    code = ("import sys; from cnnlab.nets import builders as A\n"
             "[n.stats() for n in A.all_networks()]\n"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
@@ -224,7 +224,7 @@ def test_specs_and_stats_do_not_import_tensorflow():
 
 
 def test_block_diagram_is_drawn_from_the_spec():
-    from cnnlab import arch_charts
+    from cnnlab.nets import charts as arch_charts
 
     fig = arch_charts.block_diagram(A.resnet(50), "conv3")
     arcs = [s for s in fig.layout.shapes if s.type == "path" and s.line.color in
@@ -247,7 +247,7 @@ def test_block_diagram_is_drawn_from_the_spec():
 
 
 def test_overview_figure_plots_computed_parameters():
-    from cnnlab import arch_charts
+    from cnnlab.nets import charts as arch_charts
 
     rows = A.overview()
     fig = arch_charts.overview_figure(rows)
@@ -261,7 +261,7 @@ def test_overview_figure_plots_computed_parameters():
 @pytest.mark.parametrize("preset, key", [("LeNet-5", "lenet5"), ("AlexNet", "alexnet")])
 def test_calculator_presets_are_the_architectures_specs(preset, key):
     """One source of truth: the calculator's preset is this page's spec, layer for layer."""
-    from cnnlab.presets import PRESETS
+    from cnnlab.calc.presets import PRESETS
 
     shape, layers = PRESETS[preset]
     from cnnlab.calc import format_layer

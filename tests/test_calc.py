@@ -23,7 +23,7 @@ from cnnlab.calc import (
     rows_to_layers,
     scale_filters,
 )
-from cnnlab.presets import PRESETS, from_query, preset_config, to_query
+from cnnlab.calc.presets import PRESETS, from_query, preset_config, to_query
 
 SEED_SHAPE, SEED_LAYERS = PRESETS["seed exercise"]
 
@@ -364,7 +364,7 @@ def test_scale_filters_respects_groups():
 
 
 def test_core_modules_do_not_import_tensorflow():
-    code = ("import sys, cnnlab.calc, cnnlab.presets, cnnlab.calc_keras, cnnlab.calc_charts, "
+    code = ("import sys, cnnlab.calc, cnnlab.calc.presets, cnnlab.calc.keras_oracle, cnnlab.calc.charts, "
             "cnnlab.commands.calc; print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout

@@ -9,8 +9,8 @@ import random
 import pytest
 
 from cnnlab.calc import LayerSpec, SpecError, analyze, resolve
-from cnnlab.calc_keras import to_keras
-from cnnlab.presets import PRESETS
+from cnnlab.calc.keras_oracle import to_keras
+from cnnlab.calc.presets import PRESETS
 
 keras = pytest.importorskip("keras")
 
@@ -153,7 +153,7 @@ def test_vgg16_equals_keras_applications():
 def test_lrn_layer_normalizes_and_round_trips(tmp_path):
     import numpy as np
 
-    from cnnlab.layers import LocalResponseNormalization
+    from cnnlab.nets.layers import LocalResponseNormalization
 
     x = np.random.default_rng(0).normal(size=(1, 2, 2, 7)).astype("float32")
     layer = LocalResponseNormalization(depth_radius=2, bias=1.0, alpha=2e-5, beta=0.75)
@@ -218,7 +218,7 @@ def test_cli_json_params_equal_keras_count_params(capsys):
     ((8, 8, 3), [LayerSpec("flatten"), LayerSpec("conv", filters=2, kernel=(1, 1))]),
 ])
 def test_what_the_calculator_rejects_keras_cannot_build(input_shape, layers):
-    from cnnlab.calc_keras import build_unchecked
+    from cnnlab.calc.keras_oracle import build_unchecked
 
     with pytest.raises(SpecError):
         analyze(input_shape, layers)

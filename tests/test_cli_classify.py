@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab import images, inception
 from cnnlab.commands import fetch
+from cnnlab.vision import images, inception
 from tests.inception_fixtures import inception_classifier, inception_weights  # noqa: F401
 from tests.local_mirror import serve_directory
 

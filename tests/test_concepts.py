@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from cnnlab import concepts as C
+from cnnlab.nets import concepts as C
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab import datasets
-from cnnlab.datasets import (
+from cnnlab.train import datasets
+from cnnlab.train.datasets import (
     DEBIAN_FASHION_DIR,
     DatasetUnavailable,
     load_dataset,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlab import gradcam, images
+from cnnlab.vision import gradcam, images
 from tests.inception_fixtures import (  # noqa: F401 (fixtures)
     inception_classifier,
     inception_weights,
@@ -84,7 +84,7 @@ def test_grad_cam_through_a_nested_base_model(transfer_style_model):  # noqa: F8
     so Grad-CAM = ReLU(A @ (W[:, c] / sigma)), normalised."""
     import keras
 
-    from cnnlab import transfer
+    from cnnlab.transfer import run as transfer
 
     model = transfer_style_model
     x = images.inception_input(images.sample_photo("coffee"), size=150)

@@ -1,4 +1,4 @@
-"""cnnlab.images: every image mode to RGB, every bad input to a one-line ImageError, and
+"""cnnlab.vision.images: every image mode to RGB, every bad input to a one-line ImageError, and
 Inception preprocessing equal to Keras' own preprocess_input on the same pixels."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import images
-from cnnlab.images import ImageError, decode_image
+from cnnlab.vision import images
+from cnnlab.vision.images import ImageError, decode_image
 
 
 def encode(img: Image.Image, fmt: str, **params) -> bytes:

@@ -1,4 +1,4 @@
-"""cnnlab.inception: weight sources, honest messages, labels, and the page's classification
+"""cnnlab.vision.inception: weight sources, honest messages, labels, and the page's classification
 path checked against Keras' own InceptionV3 + predict + decode_predictions."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab import images, inception
-from cnnlab.inception import WeightsUnavailable, weights_status
+from cnnlab.vision import images, inception
+from cnnlab.vision.inception import WeightsUnavailable, weights_status
 from tests.inception_fixtures import inception_classifier, inception_weights  # noqa: F401
 from tests.local_mirror import serve_directory
 

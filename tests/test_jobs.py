@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from cnnlab.jobs import JobError, JobManager, TrainingJob, TrainSetup, max_jobs_from_env
+from cnnlab.train.jobs import JobError, JobManager, TrainingJob, TrainSetup, max_jobs_from_env
 
 RNG = np.random.default_rng(0)
 X = RNG.random((512, 8, 8, 1), dtype=np.float32)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab import architectures as A
-from cnnlab import images
 from cnnlab.calc import INPUT_NAME, analyze
+from cnnlab.nets import builders as A
+from cnnlab.vision import images
 from tests.apptest import app_at, run_isolated
 
 PAGE = "pages/architectures.py"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab import calc_charts
 from cnnlab.calc import GB, analyze
-from cnnlab.presets import PRESETS
+from cnnlab.calc import charts as calc_charts
+from cnnlab.calc.presets import PRESETS
 from tests.apptest import APP, app_at, run_isolated
 
 EDITOR = "calc_layers_0"  # the first layer editor's key (a new one per loaded preset)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab import images, inception
+from cnnlab.vision import images, inception
 from tests.apptest import app_at, run_isolated
 from tests.inception_fixtures import (  # noqa: F401 (fixtures)
     inception_classifier,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab import jobs
+from cnnlab.train import jobs
 from tests.apptest import app_at, run_isolated, run_until
 
 

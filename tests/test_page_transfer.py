@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from cnnlab import jobs, transfer_data
+from cnnlab.train import jobs
+from cnnlab.transfer import data as transfer_data
 from tests.apptest import app_at, run_isolated, run_until
 
 PAGE = "pages/transfer.py"

@@ -10,8 +10,8 @@ from PIL import Image, ImageDraw
 from scipy.signal import correlate2d
 
 from cnnlab.calc import analyze
-from cnnlab.datasets import mnist_sample
-from cnnlab.training import (
+from cnnlab.train.datasets import mnist_sample
+from cnnlab.train.training import (
     ConfigError,
     TrainConfig,
     activation_maps,
@@ -181,7 +181,7 @@ def test_smoothing():
 
 
 def _snapshot(losses_by_epoch: list[list[float]], val_loss: list[float]):
-    from cnnlab.jobs import BatchPoint, JobSnapshot
+    from cnnlab.train.jobs import BatchPoint, JobSnapshot
 
     points, step = [], 0
     for epoch, losses in enumerate(losses_by_epoch, start=1):
@@ -196,7 +196,7 @@ def _snapshot(losses_by_epoch: list[list[float]], val_loss: list[float]):
 
 
 def test_live_chart_shows_every_batch_and_each_validation():
-    from cnnlab import train_charts
+    from cnnlab.train import charts as train_charts
 
     snap = _snapshot([[2.0, 1.5, 1.0, 0.8], [0.7, 0.6]], [0.9])
     fig = train_charts.live_figure(snap)
@@ -210,7 +210,7 @@ def test_live_chart_shows_every_batch_and_each_validation():
 
 
 def test_confusion_chart_cells_carry_their_class_pair():
-    from cnnlab import train_charts
+    from cnnlab.train import charts as train_charts
 
     counts = np.arange(9).reshape(3, 3)
     fig = train_charts.confusion_figure(counts, ["a", "b", "c"])
@@ -222,7 +222,7 @@ def test_confusion_chart_cells_carry_their_class_pair():
 
 
 def test_mosaic_tiles_images_with_gaps():
-    from cnnlab.train_charts import mosaic
+    from cnnlab.train.charts import mosaic
 
     tiles, index = mosaic(np.ones((5, 3, 3), np.float32), cols=2)
     assert tiles.shape == (3 * 4 - 1, 2 * 4 - 1)

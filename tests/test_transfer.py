@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import transfer_data as td
-from cnnlab.images import sample_photo_bytes
+from cnnlab.transfer import data as td
+from cnnlab.vision.images import sample_photo_bytes
 from tests.inception_fixtures import inception_notop_weights  # noqa: F401 (fixture)
 
 SIZE = 75
@@ -229,7 +229,7 @@ def test_stratified_split_is_seeded_disjoint_and_keeps_proportions():
 
 
 def test_pixels_are_the_classify_preprocessing(workspace):
-    from cnnlab.images import decode_image, inception_input
+    from cnnlab.vision.images import decode_image, inception_input
 
     ds = td.load_zip(td.demo_archive(per_class=3, size=90), "demo.zip", workspace)
     pixels = td.load_pixels(ds.paths[:2], SIZE)
@@ -241,7 +241,7 @@ def test_pixels_are_the_classify_preprocessing(workspace):
 def test_report_matches_sklearn():
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_score, recall_score
 
-    from cnnlab.transfer import test_report
+    from cnnlab.transfer.run import test_report
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 50)
@@ -262,7 +262,7 @@ def test_report_matches_sklearn():
 # ---------------------------------------------------------------------------- Keras
 
 def test_augmentation_toggles_and_preview():
-    from cnnlab.transfer import NO_AUGMENTATION, Augmentation, augment_preview
+    from cnnlab.transfer.run import NO_AUGMENTATION, Augmentation, augment_preview
 
     ds_pixels = np.stack([np.asarray(Image.open(io.BytesIO(sample_photo_bytes(name)))
                                      .resize((SIZE, SIZE))) for name in ("chelsea", "rocket")])
@@ -283,7 +283,7 @@ def test_augmentation_toggles_and_preview():
 
 
 def test_base_weights_sourcing(monkeypatch, tmp_path, inception_notop_weights):  # noqa: F811
-    from cnnlab.transfer import resolve_base_weights
+    from cnnlab.transfer.run import resolve_base_weights
 
     monkeypatch.delenv("CNNLAB_INCEPTION_WEIGHTS_NOTOP", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache
@@ -324,8 +324,8 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
     top block; the exported .keras file predicts what the trained model predicts."""
     import keras
 
-    from cnnlab.jobs import JobManager
-    from cnnlab.transfer import (
+    from cnnlab.train.jobs import JobManager
+    from cnnlab.transfer.run import (
         NO_AUGMENTATION,
         Augmentation,
         BaseWeights,
@@ -424,8 +424,8 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
 
 
 def test_stop_before_training_ends_stopped(dataset, inception_notop_weights):  # noqa: F811
-    from cnnlab.jobs import JobManager
-    from cnnlab.transfer import BaseWeights, TransferConfig, TransferRun
+    from cnnlab.train.jobs import JobManager
+    from cnnlab.transfer.run import BaseWeights, TransferConfig, TransferRun
 
     ds, split = dataset
     manager = JobManager(max_concurrent=1)
@@ -440,7 +440,7 @@ def test_stop_before_training_ends_stopped(dataset, inception_notop_weights):  #
 
 
 def test_base_passes_fast_vs_full():
-    from cnnlab.transfer import TransferConfig, base_passes
+    from cnnlab.transfer.run import TransferConfig, base_passes
 
     fast = base_passes(TransferConfig(mode="fast", epochs=10), 70, 15, 15)
     full = base_passes(TransferConfig(mode="full", epochs=10), 70, 15, 15)
@@ -452,7 +452,7 @@ def test_base_passes_fast_vs_full():
 
 
 def test_config_validation_messages():
-    from cnnlab.transfer import TransferConfig
+    from cnnlab.transfer.run import TransferConfig
 
     with pytest.raises(ValueError, match="75..299"):
         TransferConfig(image_size=64).validate()

@@ -28,7 +28,7 @@ from cnnlab.calc import (
     parse_input_shape,
     parse_layer,
 )
-from cnnlab.presets import PRESET_BATCH, PRESETS
+from cnnlab.calc.presets import PRESET_BATCH, PRESETS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """`python -m cnnlab classify IMAGE... [--top 5] [--json]`: ImageNet top classes with Inception v3.
 
-The same path as the Classify page: cnnlab.images decodes (one decoder for everything),
-cnnlab.inception preprocesses, predicts and decodes the labels offline. A bad file prints
+The same path as the Classify page: cnnlab.vision.images decodes (one decoder for everything),
+cnnlab.vision.inception preprocesses, predicts and decodes the labels offline. A bad file prints
 its one-line message on stderr; the good files are still classified, and the exit
 status is then 2. No weights: the honest message, exit 1.
 """
@@ -43,7 +43,7 @@ def _print_text(result, untrained: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from cnnlab import images, inception
+    from cnnlab.vision import images, inception
 
     # Decode everything first: bad files cost no model load, good ones are all kept.
     decoded, errors = [], []

@@ -31,7 +31,7 @@ class Download:
 
 def catalogue(mirror: str | None = None) -> list[Download]:
     """The files, with the hashes their publishers give (Keras' sources; Zalando for Fashion)."""
-    from cnnlab.inception import WEIGHTS_FILES
+    from cnnlab.vision.inception import WEIGHTS_FILES
 
     def url(default: str) -> str:
         return mirror.rstrip("/") + "/" + default.rsplit("/", 1)[1] if mirror else default
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from keras.src.utils.file_utils import validate_file
     from keras.utils import get_file
 
-    from cnnlab.inception import keras_home
+    from cnnlab.vision.inception import keras_home
 
     home = keras_home()
     print(f"Keras cache: {home}")

@@ -56,8 +56,8 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.datasets import DatasetUnavailable, load_dataset
-    from cnnlab.training import ConfigError, TrainConfig
+    from cnnlab.train.datasets import DatasetUnavailable, load_dataset
+    from cnnlab.train.training import ConfigError, TrainConfig
 
     if args.save and not args.save.endswith(".keras"):
         return _fail(f"--save: the file name must end in .keras, got {args.save!r}")
@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(config, dataset, args: argparse.Namespace) -> int:
-    from cnnlab.jobs import JobManager
-    from cnnlab.training import job_for, model_bytes
+    from cnnlab.train.jobs import JobManager
+    from cnnlab.train.training import job_for, model_bytes
 
     def emit(obj: dict, text: str) -> None:
         print(json.dumps(obj) if args.json else text, flush=True)
@@ -121,7 +121,7 @@ def _train(config, dataset, args: argparse.Namespace) -> int:
     if snap.state == "done":
         result.update(snap.result)
     else:   # stopped by Ctrl-C: the partly trained model is still tested
-        from cnnlab.training import analyze_test
+        from cnnlab.train.training import analyze_test
 
         result["test_accuracy"] = analyze_test(job.model, dataset).accuracy
     if args.save:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab import images, inception
+from cnnlab.vision import images, inception
 from tests.e2e.conftest import (
     assert_no_exception,
     open_page,

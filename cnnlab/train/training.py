@@ -7,7 +7,7 @@ dense net with a similar parameter budget (seed answer 1: CNN vs dense, with cur
 
 The same config is also a calculator spec (`layer_specs()`), so the page shows
 parameters and memory from `cnnlab.calc.analyze` before training starts, and
-`job_for(config)` turns it into a `cnnlab.jobs.TrainingJob`.
+`job_for(config)` turns it into a `cnnlab.train.jobs.TrainingJob`.
 
 After training: first-layer filters, activation maps of every conv layer, predictions
 on the test set (confusion matrix, worst mistakes), and a user's own digit through the
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from cnnlab.datasets import DATASETS, Dataset, load_dataset, stratified_split
+from cnnlab.train.datasets import DATASETS, Dataset, load_dataset, stratified_split
 
 ARCHITECTURES = ("cnn", "dense")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -245,7 +245,7 @@ def prepare(dataset: Dataset, validation_fraction: float = 0.1, seed: int = 0) -
 def make_build(config: TrainConfig, dataset: Dataset | None = None):
     """The `build` callable for a TrainingJob: runs in the worker thread, loads the data
     (unless given), builds the model, and returns a `TrainSetup` with test evaluation."""
-    from cnnlab.jobs import TrainSetup
+    from cnnlab.train.jobs import TrainSetup
 
     config.validate()
 
@@ -270,7 +270,7 @@ def make_build(config: TrainConfig, dataset: Dataset | None = None):
 
 def job_for(config: TrainConfig, dataset: Dataset | None = None):
     """A TrainingJob (not yet submitted) that trains `config`."""
-    from cnnlab.jobs import TrainingJob
+    from cnnlab.train.jobs import TrainingJob
 
     return TrainingJob(make_build(config, dataset), seed=config.seed,
                        dtype_policy=config.dtype_policy, label=config.label(),

@@ -48,7 +48,7 @@ def seed_exercise() -> tuple[tuple[int, int, int], list[LayerSpec]]:
 def lenet5() -> tuple[tuple[int, int, int], list[LayerSpec]]:
     """LeNet-5 (LeCun et al., 1998), the Architectures page's spec: tanh, average pooling,
     C5 as a 5x5 conv to 120 maps. 61,706 parameters."""
-    from cnnlab.architectures import lenet5 as network
+    from cnnlab.nets.builders import lenet5 as network
 
     net = network()
     return net.input_shape, _canonical(net.layers)
@@ -58,7 +58,7 @@ def alexnet() -> tuple[tuple[int, int, int], list[LayerSpec]]:
     """AlexNet (Krizhevsky et al., 2012), the Architectures page's spec: 227x227 input, LRN
     after conv1 and conv2, conv2/4/5 split in two groups (the paper's two GPUs).
     60,965,224 parameters."""
-    from cnnlab.architectures import alexnet as network
+    from cnnlab.nets.builders import alexnet as network
 
     net = network()
     return net.input_shape, _canonical(net.layers)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.images import (
+from cnnlab.vision.images import (
     MAX_UPLOAD_BYTES,
     ImageError,
     network_view,
@@ -470,7 +470,7 @@ def demo_archive(per_class: int = 20, size: int = 96, seed: int = 0,
     """
     from PIL import Image
 
-    from cnnlab.images import sample_photo
+    from cnnlab.vision.images import sample_photo
 
     rng = np.random.default_rng(seed)
     buffer = io.BytesIO()

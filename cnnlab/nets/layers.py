@@ -1,7 +1,7 @@
 """Keras layers cnnlab needs that Keras does not ship.
 
 This module imports keras and tensorflow at the top: import it only from code that
-already needs a model (cnnlab.calc_keras, the architectures and training code), never
+already needs a model (cnnlab.calc.keras_oracle, the architectures and training code), never
 from a page that draws without one. Import it before `keras.models.load_model` on a file
 that contains these layers, so that the registration below has run.
 """

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from cnnlab import images
+from cnnlab.vision import images
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -62,7 +62,7 @@ WEIGHTS_FILES: dict[bool, WeightsFile] = {
                        "bcbd6486424b2319ff4ef7d526e38f63", 87_910_968),
 }
 
-LABELS_PATH = Path(__file__).resolve().parent / "data" / "imagenet_class_index.json"
+LABELS_PATH = Path(__file__).resolve().parents[1] / "data" / "imagenet_class_index.json"
 # The MD5 Keras checks for its own copy of the index (keras/src/applications/imagenet_utils.py):
 # the shipped file is byte-for-byte the one Keras downloads.
 LABELS_MD5 = "c2c37ea517e94d9795004a39431a14cb"
@@ -364,7 +364,7 @@ def load_classifier(weights: str = "auto", warm_gradcam: bool = False) -> Classi
     blank = np.zeros((classifier.size, classifier.size, 3), np.float32)
     classifier.predict(blank[None])
     if warm_gradcam:
-        from cnnlab import gradcam
+        from cnnlab.vision import gradcam
 
         gradcam.grad_cam(classifier.model, blank, class_index=0)
     return classifier

@@ -26,7 +26,7 @@ def build_unchecked(input_shape: Sequence[int], layers: Sequence[LayerSpec],
     (tests use this to show that what the calculator rejects, Keras cannot build)."""
     import keras
 
-    from cnnlab.layers import LocalResponseNormalization
+    from cnnlab.nets.layers import LocalResponseNormalization
 
     inputs = keras.Input(shape=tuple(input_shape), name=INPUT_NAME)
     tensors = {INPUT_NAME: inputs}

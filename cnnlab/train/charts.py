@@ -1,7 +1,7 @@
 """Plotly figures for the training page: live curves, run comparison, what the net learned.
 
 Pure plotly + numpy: figures are redrawn whole on every poll (Streamlit 1.58 removed
-add_rows). Inputs are `cnnlab.jobs.JobSnapshot`s and numpy arrays; no Keras here.
+add_rows). Inputs are `cnnlab.train.jobs.JobSnapshot`s and numpy arrays; no Keras here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnlab.training import smooth
+from cnnlab.train.training import smooth
 
 TRAIN_COLOR = "#1f77b4"
 VAL_COLOR = "#d62728"

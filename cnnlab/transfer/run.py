@@ -21,7 +21,7 @@ the same head weights: the cache changes the speed, not the result.
 Optional phase 2 unfreezes the top inception blocks (not their BatchNorm layers) and
 fine-tunes them with a low learning rate, images through the whole network.
 
-Training runs through the one job runner, `cnnlab.jobs` (a `TransferRun` makes the jobs).
+Training runs through the one job runner, `cnnlab.train.jobs` (a `TransferRun` makes the jobs).
 Keras/TensorFlow are imported inside the functions that need them.
 """
 
@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cnnlab.jobs import JobManager, TrainingJob, TrainSetup
-from cnnlab.training import confusion_matrix
-from cnnlab.transfer_data import ImageDataset, Split, load_pixels, to_model_input
+from cnnlab.train.jobs import JobManager, TrainingJob, TrainSetup
+from cnnlab.train.training import confusion_matrix
+from cnnlab.transfer.data import ImageDataset, Split, load_pixels, to_model_input
 
 if TYPE_CHECKING:
     import keras
@@ -460,9 +460,9 @@ UNTRAINED_MESSAGE = ("Untrained base: Inception v3 with random weights. Its bott
 
 
 def resolve_base_weights(untrained: bool = False) -> BaseWeights:
-    """The no-top weights through cnnlab.inception's sourcing (env file, Keras cache);
+    """The no-top weights through cnnlab.vision.inception's sourcing (env file, Keras cache);
     without them (or when asked), an untrained base that says so."""
-    from cnnlab import inception
+    from cnnlab.vision import inception
 
     if untrained:
         return BaseWeights(None, False, UNTRAINED_MESSAGE)
@@ -798,14 +798,14 @@ def classify_handoff(run: TransferRun) -> dict[str, Any]:
     """What the Classify page needs to use the trained classifier (session_state[CLASSIFY_KEY]).
 
     The model takes (n, image_size, image_size, 3) float32 in [-1, 1], i.e.
-    `cnnlab.images.inception_input(img, image_size)`, and outputs softmax over `labels`.
+    `cnnlab.vision.images.inception_input(img, image_size)`, and outputs softmax over `labels`.
     """
     report = run.report()
     return {
         "model": run.model,
         "labels": list(run.class_names),
         "image_size": run.image_size,
-        "preprocessing": "inception",  # cnnlab.images.inception_input(img, image_size)
+        "preprocessing": "inception",  # cnnlab.vision.images.inception_input(img, image_size)
         "name": f"Transfer: Inception v3 + {len(run.class_names)}-class head "
                 f"({', '.join(run.class_names)})",
         "pretrained_base": run.base_weights.pretrained,

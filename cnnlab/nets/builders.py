@@ -86,7 +86,7 @@ class Network:
 
     def keras_model(self):
         """The Keras model built from the same specification (no weights)."""
-        from cnnlab.calc_keras import to_keras
+        from cnnlab.calc.keras_oracle import to_keras
 
         return to_keras(self.input_shape, list(self.layers))
 
@@ -663,7 +663,7 @@ def inventions(key: str) -> list[str]:
             "extra parameters, dropped at inference.",
         ]
     if key.startswith("resnet"):
-        from cnnlab.presets import vgg16
+        from cnnlab.calc.presets import vgg16
 
         units = [b for b in net.blocks if b.kind == "residual"]
         projections = [b for b in units if b.shortcut == "projection"]

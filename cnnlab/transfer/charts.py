@@ -1,7 +1,7 @@
 """Figures for the transfer page: class counts, augmentation preview, speed-up, test metrics.
 
 Plotly + numpy only (no Keras). The live training curves and the confusion matrix are the
-training page's own figures (`cnnlab.train_charts`), not copies.
+training page's own figures (`cnnlab.train.charts`), not copies.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from cnnlab.train_charts import TRAIN_COLOR, VAL_COLOR, confusion_figure, live_figure
+from cnnlab.train.charts import TRAIN_COLOR, VAL_COLOR, confusion_figure, live_figure
 
 __all__ = ["class_counts_figure", "confusion_figure", "live_figure", "precision_recall_figure",
            "preview_mosaic", "speedup_figure"]
