@@ -12,12 +12,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
+from tests import APP, ROOT
+
+APP = str(APP)
 
 
 def app_at(page: str | None = None, timeout: float = 30) -> AppTest:

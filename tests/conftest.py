@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "app.py"
+from tests import ROOT
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The tests never use the user's Keras cache: downloads are impossible offline, and a
@@ -14,3 +13,5 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_HOME", str(ROOT / ".pytest_cache" / "keras_home"))
 Path(os.environ["KERAS_HOME"]).mkdir(parents=True, exist_ok=True)
 
+# Fixtures shared by several test modules (Inception weight files, a transfer-style model).
+pytest_plugins = ["tests.inception_fixtures"]

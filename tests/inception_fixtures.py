@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
+
 FIXTURE_DIR = ROOT / ".pytest_cache" / "cnnlab"
 SEED = 1234
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 
 import pytest
 
 from cnnlab.calc import SpecError, analyze
-from cnnlab.calc.keras_oracle import to_keras
 from cnnlab.nets import builders as A
-from tests.apptest import ROOT
+from tests import ROOT
+from tests.keras_oracle import assert_equals_keras
 
 NETWORK_KEYS = list(A.BUILDERS)
 
@@ -38,15 +37,7 @@ def _variants() -> list[A.Network]:
 def test_calculator_equals_keras_model(net, keras_models):
     """One source of truth: the calculator's totals and every layer's output shape and
     parameters equal the Keras model built from the same spec."""
-    model = keras_models(net)
-    stats = net.stats()
-    assert stats.total_params == model.count_params()
-    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
-    assert stats.trainable_params == trainable
-    for layer in stats.layers:
-        keras_layer = model.get_layer(layer.name)
-        assert tuple(keras_layer.output.shape[1:]) == layer.output_shape, layer.name
-        assert keras_layer.count_params() == layer.params, layer.name
+    assert_equals_keras(net.input_shape, list(net.layers), keras_models(net))
 
 
 @pytest.mark.slow
@@ -187,7 +178,7 @@ def test_blocks_build_in_keras():
         ((56, 56, 256), A.residual_unit("r", "input", 256, 128, stride=2)),
         ((56, 56, 64), A.residual_unit("r", "input", 64, 64, bottleneck=False)),
     ]:
-        assert to_keras(shape, layers).count_params() == analyze(shape, layers).total_params
+        assert_equals_keras(shape, layers)
 
 
 def test_residual_unit_shortcuts():

@@ -3,7 +3,6 @@ builds. One TensorFlow import for the whole module; the random models are small.
 
 from __future__ import annotations
 
-import math
 import random
 
 import pytest
@@ -11,26 +10,9 @@ import pytest
 from cnnlab.calc import LayerSpec, SpecError, analyze, resolve
 from cnnlab.calc.keras_oracle import to_keras
 from cnnlab.calc.presets import PRESETS
+from tests.keras_oracle import assert_equals_keras
 
 keras = pytest.importorskip("keras")
-
-
-def keras_numbers(model) -> tuple[int, int, int]:
-    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
-    frozen = sum(math.prod(w.shape) for w in model.non_trainable_weights)
-    return model.count_params(), trainable, frozen
-
-
-def assert_matches_keras(input_shape, layers) -> None:
-    stats = analyze(input_shape, layers)
-    model = to_keras(input_shape, layers)
-    assert (stats.total_params, stats.trainable_params, stats.non_trainable_params) == \
-        keras_numbers(model)
-    for layer in stats.layers:
-        keras_layer = model.get_layer(layer.name)
-        assert tuple(keras_layer.output.shape[1:]) == layer.output_shape, layer.name
-        assert keras_layer.count_params() == layer.params, layer.name
-    assert tuple(model.output.shape[1:]) == stats.output_shape
 
 
 def random_stack(rng: random.Random) -> tuple[tuple[int, int, int], list[LayerSpec]]:
@@ -120,7 +102,7 @@ def test_random_stacks_match_keras():
             assert "larger than" in str(error), error
             rejected += 1
             continue
-        assert_matches_keras(input_shape, layers)
+        assert_equals_keras(input_shape, layers)
         kinds |= {spec.kind for spec in layers}
         checked += 1
     assert kinds >= {"conv", "maxpool", "avgpool", "dense", "flatten", "globalavgpool",
@@ -130,7 +112,7 @@ def test_random_stacks_match_keras():
 
 @pytest.mark.parametrize("name", [n for n in PRESETS if n != "VGG16"])
 def test_presets_match_keras(name):
-    assert_matches_keras(*PRESETS[name])
+    assert_equals_keras(*PRESETS[name])
 
 
 def test_seed_exercise_matches_keras_layer_by_layer():

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from cnnlab.__main__ import main
-from tests.apptest import ROOT
+from tests import ROOT
 
 EXERCISE = ["calc", "--input", "200x300x3", "--layer", "conv:100:3:2:same", "--layer",
             "conv:200:3:2:same", "--layer", "conv:400:3:2:same", "--batch", "50"]

@@ -7,17 +7,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cnnlab.commands import fetch
 from cnnlab.vision import images, inception
-from tests.inception_fixtures import inception_classifier, inception_weights  # noqa: F401
+from tests import ROOT
 from tests.local_mirror import serve_directory
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180):
@@ -38,7 +35,7 @@ def files(tmp_path_factory):
     return folder
 
 
-def test_classify_json_good_files_printed_bad_file_named_exit_2(files, inception_classifier,  # noqa: F811
+def test_classify_json_good_files_printed_bad_file_named_exit_2(files, inception_classifier,
                                                                 monkeypatch, capsys):
     from cnnlab.__main__ import main
 
@@ -59,7 +56,7 @@ def test_classify_json_good_files_printed_bad_file_named_exit_2(files, inception
         "error: broken.png: truncated or corrupt image data (image file is truncated)"]
 
 
-def test_classify_with_weights_file_from_the_environment(files, inception_weights):  # noqa: F811
+def test_classify_with_weights_file_from_the_environment(files, inception_weights):
     """The real entry point, weights named by CNNLAB_INCEPTION_WEIGHTS, one good file."""
     proc = cli("classify", str(files / "rocket.png"), "--top", "2",
                env={inception.ENV_WEIGHTS: str(inception_weights)})
@@ -68,7 +65,7 @@ def test_classify_with_weights_file_from_the_environment(files, inception_weight
     assert out[0].startswith("rocket.png  (") and len(out) == 3
 
 
-def test_classify_text_output(files, inception_classifier, monkeypatch, capsys):  # noqa: F811
+def test_classify_text_output(files, inception_classifier, monkeypatch, capsys):
     from cnnlab.__main__ import main
 
     monkeypatch.setattr(inception, "load_classifier", lambda weights="auto": inception_classifier)

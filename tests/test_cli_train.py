@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.apptest import ROOT
+from tests import ROOT
 
 
 def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:

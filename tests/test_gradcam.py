@@ -12,15 +12,10 @@ import numpy as np
 import pytest
 
 from cnnlab.vision import gradcam, images
-from tests.inception_fixtures import (  # noqa: F401 (fixtures)
-    inception_classifier,
-    inception_weights,
-    transfer_style_model,
-)
 
 
 @pytest.fixture(scope="module")
-def model(inception_classifier):  # noqa: F811
+def model(inception_classifier):
     return inception_classifier.model  # the test weights, loaded once per session
 
 
@@ -78,7 +73,7 @@ def test_overlay_is_the_view_with_the_map_on_it(model, cat):
                                   [[0, 0, 128], [128, 0, 0]])
 
 
-def test_grad_cam_through_a_nested_base_model(transfer_style_model):  # noqa: F811
+def test_grad_cam_through_a_nested_base_model(transfer_style_model):
     """Transfer's model nests InceptionV3 (its mixed10 is inside the base) under a
     standardisation layer and a softmax head: logit_c = ((mean_ij A - mu) / sigma) @ W + b,
     so Grad-CAM = ReLU(A @ (W[:, c] / sigma)), normalised."""

@@ -21,9 +21,24 @@ def test_cli_help_lists_commands():
     import subprocess
     import sys
 
-    from tests.apptest import ROOT
+    from tests import ROOT
 
     proc = subprocess.run([sys.executable, "-m", "cnnlab", "--help"], capture_output=True,
                           text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0
-    assert "COMMAND" in proc.stdout
+    from cnnlab.__main__ import COMMANDS
+
+    import re
+
+    listed = dict(re.findall(r"^    (\w+)\s+(.+)$", proc.stdout, flags=re.M))
+    assert listed == {name: help_text for name, (_, help_text) in COMMANDS.items()}
+
+
+def test_a_missing_command_module_fails_loudly(monkeypatch):
+    import pytest
+
+    from cnnlab import __main__
+
+    monkeypatch.setitem(__main__.COMMANDS, "ghost", ("cnnlab.commands.ghost", "not here"))
+    with pytest.raises(ModuleNotFoundError, match="cnnlab.commands.ghost"):
+        __main__.build_parser()

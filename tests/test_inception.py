@@ -12,7 +12,6 @@ import pytest
 
 from cnnlab.vision import images, inception
 from cnnlab.vision.inception import WeightsUnavailable, weights_status
-from tests.inception_fixtures import inception_classifier, inception_weights  # noqa: F401
 from tests.local_mirror import serve_directory
 
 
@@ -26,7 +25,7 @@ def no_weights(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def classifier(inception_classifier):  # noqa: F811
+def classifier(inception_classifier):
     return inception_classifier
 
 

@@ -7,11 +7,6 @@ import pytest
 
 from cnnlab.vision import images, inception
 from tests.apptest import app_at, run_isolated
-from tests.inception_fixtures import (  # noqa: F401 (fixtures)
-    inception_classifier,
-    inception_weights,
-    transfer_style_model,
-)
 from tests.local_mirror import serve_directory
 
 PAGE = "pages/classify.py"
@@ -29,7 +24,7 @@ def no_weights(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def with_weights(monkeypatch, inception_weights, inception_classifier):  # noqa: F811
+def with_weights(monkeypatch, inception_weights, inception_classifier):
     """The test weights file; the page's cached loader gets the session's classifier
     (loaded from that same file by `load_classifier`) instead of loading it again."""
     monkeypatch.setenv(inception.ENV_WEIGHTS, str(inception_weights))
@@ -130,7 +125,7 @@ def test_download_button_reports_failure_then_success(monkeypatch, tmp_path):
         target.unlink(missing_ok=True)
 
 
-def test_model_handed_over_by_transfer_is_used(no_weights, transfer_style_model):  # noqa: F811
+def test_model_handed_over_by_transfer_is_used(no_weights, transfer_style_model):
     """The Transfer page's "Use in Classify" puts its model in session_state; Classify then
     predicts its classes (at its input size), with Grad-CAM through the nested base."""
     at = app_at(PAGE, timeout=180)

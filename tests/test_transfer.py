@@ -22,7 +22,6 @@ from PIL import Image
 
 from cnnlab.transfer import data as td
 from cnnlab.vision.images import sample_photo_bytes
-from tests.inception_fixtures import inception_notop_weights  # noqa: F401 (fixture)
 
 SIZE = 75
 
@@ -282,7 +281,7 @@ def test_augmentation_toggles_and_preview():
         assert not np.array_equal(out[0, 0], ds_pixels[0]), toggle
 
 
-def test_base_weights_sourcing(monkeypatch, tmp_path, inception_notop_weights):  # noqa: F811
+def test_base_weights_sourcing(monkeypatch, tmp_path, inception_notop_weights):
     from cnnlab.transfer.run import resolve_base_weights
 
     monkeypatch.delenv("CNNLAB_INCEPTION_WEIGHTS_NOTOP", raising=False)
@@ -317,7 +316,7 @@ def weights_of(model):
 
 
 @pytest.mark.slow
-def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_notop_weights,  # noqa: F811
+def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_notop_weights,
                                                           tmp_path):
     """Fast mode (cached bottlenecks) and full mode (images through the frozen base) end with
     the same head on the same data and seed; the base is untouched; phase 2 changes only the
@@ -423,7 +422,7 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
     manager.shutdown()
 
 
-def test_stop_before_training_ends_stopped(dataset, inception_notop_weights):  # noqa: F811
+def test_stop_before_training_ends_stopped(dataset, inception_notop_weights):
     from cnnlab.train.jobs import JobManager
     from cnnlab.transfer.run import BaseWeights, TransferConfig, TransferRun
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.conftest import ROOT, assert_no_exception, open_page, wait_for_app_run
+from tests import ROOT
+from tests.e2e.conftest import assert_no_exception, open_page, wait_for_app_run
 
 SHOTS = ROOT / "artifacts" / "e2e"
 

@@ -13,11 +13,10 @@ from tests.e2e.conftest import (
     start_app_server,
     wait_for_app_run,
 )
-from tests.inception_fixtures import inception_weights  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")
-def classify_url(inception_weights):  # noqa: F811
+def classify_url(inception_weights):
     with start_app_server(env={inception.ENV_WEIGHTS: str(inception_weights)}) as url:
         yield url
 
