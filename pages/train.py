@@ -8,6 +8,8 @@ import streamlit as st
 from cnnlab.calc import SpecError
 from cnnlab.train import charts, jobs
 from cnnlab.train import training as tr
+from cnnlab.train.export import model_bytes
+from cnnlab.train.metrics import TestReport
 from cnnlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
@@ -202,7 +204,7 @@ latest = manager.latest(owner)
 finished = [j for j in manager.jobs_of(owner) if j.state in ("done", "stopped") and j.model]
 
 
-def analysis_of(job: jobs.TrainingJob) -> tr.TestAnalysis | None:
+def analysis_of(job: jobs.TrainingJob) -> TestReport | None:
     if "analysis" not in job.extras:
         dataset = (job.setup.context.get("dataset") if job.setup else None)
         if dataset is None:
@@ -220,7 +222,7 @@ def digit_grid(images: np.ndarray, captions: list[str], cols: int = 8) -> None:
             col.image(img, caption=cap, width=84, clamp=True)
 
 
-def inside_ui(job: jobs.TrainingJob, dataset, analysis: tr.TestAnalysis) -> None:
+def inside_ui(job: jobs.TrainingJob, dataset, analysis: TestReport) -> None:
     names = dataset.class_names
     convs = tr.conv_layers(job.model)
     if convs:
@@ -243,7 +245,7 @@ def inside_ui(job: jobs.TrainingJob, dataset, analysis: tr.TestAnalysis) -> None
             st.plotly_chart(charts.activations_figure(m), width="stretch", key=f"maps_{name}")
 
 
-def confusion_ui(dataset, analysis: tr.TestAnalysis) -> None:
+def confusion_ui(dataset, analysis: TestReport) -> None:
     names = list(dataset.class_names)
     st.markdown(f"Test accuracy **{analysis.accuracy:.2%}** on {len(analysis.y_true):,} images. "
                 "Rows: the true class; columns: the prediction. **Click a cell** to see its images.")
@@ -270,15 +272,15 @@ def confusion_ui(dataset, analysis: tr.TestAnalysis) -> None:
     digit_grid(dataset.x_test[idx], [f"#{i} {analysis.probs[i].max():.0%}" for i in idx])
 
 
-def mistakes_ui(dataset, analysis: tr.TestAnalysis) -> None:
+def mistakes_ui(dataset, analysis: TestReport) -> None:
     names = dataset.class_names
-    if not analysis.mistakes:
+    if not analysis.mistakes():
         st.success("No mistakes on the test set.")
         return
     st.markdown("The wrong predictions the network was **most sure** of.")
-    digit_grid(dataset.x_test[[m.index for m in analysis.mistakes]],
+    digit_grid(dataset.x_test[[m.index for m in analysis.mistakes()]],
                [f"true {names[m.true]} → {names[m.predicted]} ({m.confidence:.0%})"
-                for m in analysis.mistakes])
+                for m in analysis.mistakes()])
 
 
 def own_digit_ui(job: jobs.TrainingJob, dataset) -> None:
@@ -381,7 +383,7 @@ if latest is not None and latest.state in ("done", "stopped") and latest.model i
         with tabs[4]:
             compare_ui()
         if "keras_bytes" not in latest.extras:
-            latest.extras["keras_bytes"] = tr.model_bytes(latest.model)
+            latest.extras["keras_bytes"] = model_bytes(latest.model)
         st.download_button("Download the model (.keras)", latest.extras["keras_bytes"],
                            file_name=f"cnnlab-{latest.id}.keras", icon=":material/download:",
                            mime="application/octet-stream", key="download")

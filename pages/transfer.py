@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from cnnlab.train import jobs
+from cnnlab.train.export import model_bytes
 from cnnlab.transfer import charts
 from cnnlab.transfer import data as td
 from cnnlab.transfer import run as tl
@@ -386,7 +387,7 @@ with right:
                  column_config={"precision": st.column_config.NumberColumn(format="percent"),
                                 "recall": st.column_config.NumberColumn(format="percent")})
 
-wrong = report.misclassified
+wrong = [m.index for m in report.mistakes(None)]
 st.markdown(f"**Misclassified test images:** {len(wrong)} of {len(report.y_true)}, the most "
             "confident mistakes first.")
 if len(wrong):
@@ -402,10 +403,10 @@ if len(wrong):
 st.header("7. Keep it", divider="gray")
 cols = st.columns(2)
 with cols[0]:
-    # The file is written only when the button is clicked (Streamlit calls the function then).
+    # The model is serialised only when the button is clicked (Streamlit calls the function then).
     st.download_button(
         "Download the model (.keras)",
-        lambda: tl.export_keras(run.model, workspace.new_folder("export") / "model.keras"),
+        lambda: model_bytes(run.model),
         file_name="cnnlab-transfer.keras", mime="application/octet-stream",
         icon=":material/download:", key="transfer_download_model", on_click="ignore")
     st.caption(f"Input: {run.image_size}x{run.image_size} RGB scaled to [-1, 1] (Inception's "

@@ -26,9 +26,9 @@ def test_cli_help_lists_commands():
     proc = subprocess.run([sys.executable, "-m", "cnnlab", "--help"], capture_output=True,
                           text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0
-    from cnnlab.__main__ import COMMANDS
-
     import re
+
+    from cnnlab.__main__ import COMMANDS
 
     listed = dict(re.findall(r"^    (\w+)\s+(.+)$", proc.stdout, flags=re.M))
     assert listed == {name: help_text for name, (_, help_text) in COMMANDS.items()}

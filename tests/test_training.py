@@ -11,20 +11,18 @@ from scipy.signal import correlate2d
 
 from cnnlab.calc import analyze
 from cnnlab.train.datasets import mnist_sample
+from cnnlab.train.export import load_model_bytes, model_bytes
+from cnnlab.train.metrics import confusion_matrix, worst_mistakes
 from cnnlab.train.training import (
     ConfigError,
     TrainConfig,
     activation_maps,
     build_model,
-    confusion_matrix,
     dense_preset,
     first_layer_filters,
-    load_model_bytes,
-    model_bytes,
     predict_one,
     preprocess_digit,
     smooth,
-    worst_mistakes,
 )
 
 

@@ -240,7 +240,7 @@ def test_pixels_are_the_classify_preprocessing(workspace):
 def test_report_matches_sklearn():
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_score, recall_score
 
-    from cnnlab.transfer.run import test_report
+    from cnnlab.train.metrics import test_report
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 50)
@@ -252,7 +252,7 @@ def test_report_matches_sklearn():
     assert np.array_equal(report.confusion, confusion_matrix(y, pred, labels=[0, 1, 2]))
     assert np.allclose(report.precision, precision_score(y, pred, average=None, zero_division=0))
     assert np.allclose(report.recall, recall_score(y, pred, average=None, zero_division=0))
-    wrong = report.misclassified
+    wrong = np.array([m.index for m in report.mistakes(None)])
     assert set(wrong.tolist()) == set(np.flatnonzero(pred != y).tolist())
     confidence = probs[wrong, pred[wrong]]
     assert np.all(np.diff(confidence) <= 0)  # most confident mistakes first
@@ -323,16 +323,16 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
     top block; the exported .keras file predicts what the trained model predicts."""
     import keras
 
+    from cnnlab.train.export import model_bytes
     from cnnlab.train.jobs import JobManager
+    from cnnlab.train.metrics import predict_probs
     from cnnlab.transfer.run import (
         NO_AUGMENTATION,
         Augmentation,
         BaseWeights,
         TransferConfig,
         TransferRun,
-        export_keras,
         head_parameters,
-        predict_probs,
     )
 
     ds, split = dataset
@@ -413,8 +413,9 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
     assert fast.parameters["phase 2"].trainable > counts.trainable
 
     # Export: the .keras file (augmentation layers included) predicts the same.
-    data = export_keras(fast.model, tmp_path / "model.keras")
+    data = model_bytes(fast.model)
     assert data[:2] == b"PK"  # a .keras file is a zip
+    (tmp_path / "model.keras").write_bytes(data)
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert loaded.get_layer("augmentation") is not None
     np.testing.assert_allclose(predict_probs(loaded, x_test), predict_probs(fast.model, x_test),

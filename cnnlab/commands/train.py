@@ -80,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(config, dataset, args: argparse.Namespace) -> int:
+    from cnnlab.train.export import model_bytes
     from cnnlab.train.jobs import JobManager
-    from cnnlab.train.training import job_for, model_bytes
+    from cnnlab.train.training import job_for
 
     def emit(obj: dict, text: str) -> None:
         print(json.dumps(obj) if args.json else text, flush=True)

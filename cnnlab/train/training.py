@@ -18,13 +18,12 @@ Keras is imported only inside the functions that build or run a model.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
 from cnnlab.train.datasets import DATASETS, Dataset, load_dataset, stratified_split
+from cnnlab.train.metrics import TestReport, predict_probs, test_report
 
 ARCHITECTURES = ("cnn", "dense")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -310,57 +309,10 @@ def activation_maps(model, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
             for layer, out in zip(convs, outputs, strict=True)]
 
 
-def predict_probs(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Class probabilities, float32 (n, 10), for uint8 (n, 28, 28) images."""
-    return np.asarray(model.predict(to_inputs(images), batch_size=batch_size, verbose=0),
-                      np.float32)
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = NUM_CLASSES) -> np.ndarray:
-    """counts[true, predicted]."""
-    counts = np.zeros((n, n), dtype=np.int64)
-    np.add.at(counts, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
-    return counts
-
-
-@dataclass(frozen=True)
-class Mistake:
-    index: int          # into the test set
-    true: int
-    predicted: int
-    confidence: float   # probability of the (wrong) predicted class
-
-
-def worst_mistakes(probs: np.ndarray, y_true: np.ndarray, k: int = 16) -> list[Mistake]:
-    """The k wrong predictions made with the highest confidence."""
-    pred = probs.argmax(axis=1)
-    wrong = np.flatnonzero(pred != y_true)
-    conf = probs[wrong, pred[wrong]]
-    order = wrong[np.argsort(-conf, kind="stable")][:k]
-    return [Mistake(int(i), int(y_true[i]), int(pred[i]), float(probs[i, pred[i]]))
-            for i in order]
-
-
-@dataclass(frozen=True)
-class TestAnalysis:
-    probs: np.ndarray            # (n, 10)
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    confusion: np.ndarray        # counts[true, predicted]
-    accuracy: float
-    mistakes: list[Mistake]
-
-    def indices(self, true: int, predicted: int) -> np.ndarray:
-        """Test images with this true label predicted as `predicted` (a confusion cell)."""
-        return np.flatnonzero((self.y_true == true) & (self.y_pred == predicted))
-
-
-def analyze_test(model, dataset: Dataset, k: int = 16) -> TestAnalysis:
-    probs = predict_probs(model, dataset.x_test)
-    pred = probs.argmax(axis=1)
-    y = np.asarray(dataset.y_test)
-    return TestAnalysis(probs, y, pred, confusion_matrix(y, pred), float((pred == y).mean()),
-                        worst_mistakes(probs, y, k))
+def analyze_test(model, dataset: Dataset, k: int = 16) -> TestReport:
+    """The test report of `model` on the dataset's test images."""
+    probs = predict_probs(model, to_inputs(dataset.x_test), batch_size=512)
+    return test_report(probs, dataset.y_test, list(dataset.class_names))
 
 
 # ---- the user's own digit ---------------------------------------------------------------------
@@ -430,25 +382,6 @@ def predict_one(model, x: np.ndarray) -> np.ndarray:
     """Probabilities (10,) for one (28, 28, 1) float input."""
     out = model(np.asarray(x, np.float32).reshape(1, *INPUT_SHAPE), training=False)
     return np.asarray(out, np.float32)[0]
-
-
-def model_bytes(model) -> bytes:
-    """The model as a `.keras` file (architecture, weights, optimizer state)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.keras")
-        model.save(path)
-        with open(path, "rb") as f:
-            return f.read()
-
-
-def load_model_bytes(data: bytes):
-    import keras
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.keras")
-        with open(path, "wb") as f:
-            f.write(data)
-        return keras.saving.load_model(path)
 
 
 def smooth(values: list[float] | np.ndarray, alpha: float = 0.1) -> np.ndarray:

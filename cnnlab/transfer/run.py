@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnlab.train.jobs import JobManager, TrainingJob, TrainSetup
-from cnnlab.train.training import confusion_matrix
+from cnnlab.train.metrics import TestReport, predict_probs, test_report
 from cnnlab.transfer.data import ImageDataset, Split, load_pixels, to_model_input
 
 if TYPE_CHECKING:
@@ -311,13 +311,6 @@ def bottleneck_features(base: keras.Model, pixels: np.ndarray, batch_size: int =
     return out
 
 
-def predict_probs(model: keras.Model, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Softmax outputs of `model` (inference mode), eagerly in batches (see above)."""
-    parts = [np.asarray(model(inputs[i:i + batch_size], training=False))
-             for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(parts) if parts else np.zeros((0, model.output_shape[-1]), np.float32)
-
-
 def epoch_orders(n: int, epochs: int, seed: int) -> list[np.ndarray]:
     """The shuffled order of the n training examples in each epoch (a function of the seed)."""
     return [np.random.default_rng([seed, epoch]).permutation(n) for epoch in range(epochs)]
@@ -382,59 +375,6 @@ class FeatureCache:
 
 # ---------------------------------------------------------------------------------------
 # After training
-
-
-@dataclass
-class TestReport:
-    """How the trained classifier does on the held-out test images."""
-
-    class_names: list[str]
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    probs: np.ndarray
-    accuracy: float
-    confusion: np.ndarray    # rows: true class, columns: predicted class
-    precision: np.ndarray    # per class; 0 where the class was never predicted
-    recall: np.ndarray       # per class
-    support: np.ndarray      # test images per class
-
-    @property
-    def misclassified(self) -> np.ndarray:
-        """Test positions of the wrong predictions, most confident mistakes first."""
-        wrong = np.flatnonzero(self.y_pred != self.y_true)
-        confidence = self.probs[wrong, self.y_pred[wrong]]
-        return wrong[np.argsort(-confidence, kind="stable")]
-
-    def per_class_rows(self) -> list[dict[str, object]]:
-        return [{"class": name, "precision": float(self.precision[c]),
-                 "recall": float(self.recall[c]), "test images": int(self.support[c])}
-                for c, name in enumerate(self.class_names)]
-
-
-def test_report(probs: np.ndarray, y_true: np.ndarray, class_names: Sequence[str]) -> TestReport:
-    """Accuracy, confusion matrix, per-class precision (TP / predicted) and recall (TP / true)."""
-    probs = np.asarray(probs)
-    y_true = np.asarray(y_true, dtype=np.int64)
-    k = len(class_names)
-    y_pred = probs.argmax(axis=1)
-    confusion = confusion_matrix(y_true, y_pred, k)
-    tp = np.diag(confusion).astype(np.float64)
-    predicted = confusion.sum(axis=0)
-    actual = confusion.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros(k), where=actual > 0)
-    return TestReport(list(class_names), y_true, y_pred, probs,
-                      float(np.mean(y_pred == y_true)) if len(y_true) else 0.0,
-                      confusion, precision, recall, actual)
-
-
-def export_keras(model: keras.Model, path) -> bytes:
-    """Save the whole classifier as a .keras file; returns its bytes (for a download)."""
-    from pathlib import Path
-
-    path = Path(path)
-    model.save(path)
-    return path.read_bytes()
 
 
 # ---------------------------------------------------------------------------------------
