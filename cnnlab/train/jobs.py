@@ -33,6 +33,7 @@ import itertools
 import math
 import os
 import threading
+import enum
 import time
 import traceback
 from collections import deque
@@ -40,8 +41,25 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STATES = ("queued", "running", "stopping", "stopped", "done", "failed")
-FINISHED = ("stopped", "done", "failed")
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life: queued -> running [-> stopping] -> stopped | done | failed."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+STATES = tuple(JobState)
+FINISHED = (JobState.STOPPED, JobState.DONE, JobState.FAILED)
 DEFAULT_MAX_JOBS = 2
 # Owners keep their finished runs (for "compare runs"); older ones beyond this are dropped.
 MAX_RUNS_PER_OWNER = 20
