@@ -28,19 +28,18 @@ process anyway) and makes clear_session a no-op while a job is training.
 
 from __future__ import annotations
 
+import enum
 import gc
 import itertools
 import math
 import os
 import threading
-import enum
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
-
 
 
 class JobState(enum.StrEnum):
