@@ -11,7 +11,11 @@ from __future__ import annotations
 import statistics
 import time
 
-from cnnlab.calc import GB, LayerSpec, analyze, fit_options, stats_rows  # noqa: E402
+from cnnlab.calc.analysis import analyze
+from cnnlab.calc.fit import fit_options
+from cnnlab.calc.memory import GB
+from cnnlab.calc.report import stats_rows
+from cnnlab.calc.spec import LayerSpec
 
 
 def network(n_layers: int = 150) -> list[LayerSpec]:

@@ -18,7 +18,8 @@ st.caption("Three networks that shaped image classification, by what each invent
 
 # Imported after the title: plotly and Pillow take about 0.45 s to import on a cold server
 # process, and the title should not wait for them.
-from cnnlab.calc import INPUT_NAME, SpecError, analyze  # noqa: E402
+from cnnlab.calc.analysis import analyze  # noqa: E402
+from cnnlab.calc.spec import INPUT_NAME, SpecError  # noqa: E402
 from cnnlab.nets import builders as architectures  # noqa: E402
 from cnnlab.nets import charts as arch_charts  # noqa: E402
 from cnnlab.vision import images  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from cnnlab.calc import SpecError
+from cnnlab.calc.spec import SpecError
 from cnnlab.train import charts, jobs
 from cnnlab.train import training as tr
 from cnnlab.train.export import model_bytes

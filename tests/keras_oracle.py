@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from cnnlab.calc import LayerSpec, analyze
+from cnnlab.calc.analysis import analyze
 from cnnlab.calc.keras_oracle import to_keras
+from cnnlab.calc.spec import LayerSpec
 
 
 def keras_numbers(model) -> tuple[int, int, int]:

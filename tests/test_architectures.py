@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from cnnlab.calc import SpecError, analyze
+from cnnlab.calc.analysis import analyze
+from cnnlab.calc.spec import SpecError
 from cnnlab.nets import builders as A
 from tests import ROOT
 from tests.keras_oracle import assert_equals_keras
@@ -255,7 +256,7 @@ def test_calculator_presets_are_the_architectures_specs(preset, key):
     from cnnlab.calc.presets import PRESETS
 
     shape, layers = PRESETS[preset]
-    from cnnlab.calc import format_layer
+    from cnnlab.calc.grammar import format_layer
 
     assert shape == A.network(key).input_shape
     assert [format_layer(x) for x in layers] == [format_layer(x) for x in A.network(key).layers]

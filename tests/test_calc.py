@@ -1,31 +1,36 @@
-"""The calculator core without TensorFlow: the seed exercise's numbers, the memory model,
-receptive fields, the grammar, the table and URL forms, make-it-fit and every error case.
-(Shapes and parameter counts against Keras are in test_calc_keras.py.)"""
+"""The calculator core without TensorFlow, module by module: the seed exercise's numbers
+(analysis), the memory model (memory), every error case (spec, analysis), make it fit (fit)
+and what the page and the CLI show (report). The grammar, table and URL forms are in
+test_calc_grammar.py; shapes and parameter counts against Keras in test_calc_keras.py."""
 
 from __future__ import annotations
 
+import ast
 import math
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
-from cnnlab.calc import (
-    MB,
-    LayerSpec,
-    SpecError,
-    analyze,
-    fit_options,
-    format_layer,
-    layers_to_rows,
-    parse_input_shape,
-    parse_layer,
-    rows_to_layers,
-    scale_filters,
+from cnnlab.calc.analysis import analyze
+from cnnlab.calc.fit import fit_options, scale_filters
+from cnnlab.calc.memory import GB, MB
+from cnnlab.calc.presets import PRESETS
+from cnnlab.calc.report import (
+    fit_rows,
+    format_bytes,
+    seed_exercise_note,
+    stats_rows,
+    totals,
+    training_rows,
 )
-from cnnlab.calc.presets import PRESETS, from_query, preset_config, to_query
+from cnnlab.calc.spec import LayerSpec, SpecError
+from tests import ROOT
 
 SEED_SHAPE, SEED_LAYERS = PRESETS["seed exercise"]
+CALC_MODULES = ("spec", "analysis", "memory", "grammar", "report", "fit", "presets",
+                "keras_oracle", "charts")
 
 
 def seed(**kw):
@@ -225,103 +230,6 @@ def test_bad_memory_settings(kwargs, message):
         seed(**kwargs)
 
 
-# ----------------------------------------------------------------------- grammar
-
-def test_grammar_defaults_follow_keras():
-    assert parse_layer("conv:100:3:2:same") == LayerSpec(
-        "conv", filters=100, kernel=(3, 3), strides=(2, 2), padding="same")
-    assert parse_layer("conv:8:3x5") == LayerSpec("conv", filters=8, kernel=(3, 5),
-                                                  strides=(1, 1))
-    assert parse_layer("maxpool:3").strides == (3, 3)
-    assert parse_layer("avgpool:2:1:same") == LayerSpec("avgpool", kernel=(2, 2),
-                                                        strides=(1, 1), padding="same")
-    assert parse_layer("dense:10:act=softmax") == LayerSpec("dense", units=10,
-                                                            activation="softmax")
-    assert parse_layer("dropout:0.5").rate == 0.5
-    assert parse_layer("flatten") == LayerSpec("flatten")
-    assert parse_layer("batchnorm").kind == "batchnorm"
-    assert parse_layer("globalavgpool").kind == "globalavgpool"
-    assert parse_layer("zeropad:1:2").pad == (1, 1, 2, 2)
-    assert parse_layer("lrn:2:alpha=2e-05:beta=0.75").depth_radius == 2
-    assert parse_layer("concat:in=a,b").inputs == ("a", "b")
-    assert parse_layer("conv:4:1:bias=off").use_bias is False
-    assert parse_input_shape("200x300x3") == (200, 300, 3)
-    assert parse_input_shape("28x28") == (28, 28, 1)
-
-
-@pytest.mark.parametrize("text, message", [
-    ("conv:x:3", r"filters must be a positive integer, got 'x'"),
-    ("conv:10", r"conv needs kernel"),
-    ("conv:10:3:0", r"stride must be N or NxM of positive integers, got '0'"),
-    ("conv:10:3:1:diagonal", r"padding must be 'valid' or 'same'"),
-    ("conv:10:3:1:same:relu", r"too many fields for conv"),
-    ("dropout:1.5", r"dropout rate must be in \[0, 1\)"),
-    ("dropout:lots", r"dropout rate must be a number"),
-    ("dense:10:act=rectify", r"unknown activation 'rectify'"),
-    ("maxpool:2:groups=2", r"maxpool has no option 'groups'"),
-    ("sparkle", r"unknown layer kind 'sparkle'"),
-    ("", r"empty layer"),
-])
-def test_grammar_errors(text, message):
-    with pytest.raises(SpecError, match=message):
-        parse_layer(text)
-
-
-@pytest.mark.parametrize("text", ["", "200x0x3", "ax2x3", "1x2x3x4"])
-def test_bad_input_shapes(text):
-    with pytest.raises(SpecError, match=r"^input"):
-        parse_input_shape(text)
-
-
-@pytest.mark.parametrize("name", list(PRESETS))
-def test_text_table_and_url_forms_round_trip(name):
-    input_shape, layers = PRESETS[name]
-
-    def same_network(a, b) -> bool:
-        # Equal as text and layer by layer (a default like strides=None may come back
-        # spelled out as (1, 1)).
-        return ([format_layer(x) for x in a] == [format_layer(x) for x in b]
-                and analyze(input_shape, a).layers == analyze(input_shape, b).layers)
-
-    assert same_network([parse_layer(format_layer(spec)) for spec in layers], layers)
-    assert same_network(rows_to_layers(layers_to_rows(layers)), layers)
-    config = preset_config(name, gpu_gb=12.0, optimizer="sgd")
-    assert from_query(to_query(config)) == config
-
-
-def test_table_rows_ignore_cells_a_kind_does_not_use_and_blank_rows():
-    nan = float("nan")
-    rows = [{"name": None, "kind": "conv", "filters/units": 32.0, "kernel": "3",
-             "stride": None, "padding": "same", "activation": "relu", "rate": nan,
-             "inputs": "", "options": None},
-            {"name": "", "kind": "maxpool", "filters/units": 99.0, "kernel": "2",
-             "stride": "", "padding": "valid", "activation": "", "rate": 0.3,
-             "inputs": None, "options": ""},
-            {column: None for column in ("name", "kind", "filters/units", "kernel")}]
-    assert rows_to_layers(rows) == [parse_layer("conv:32:3:1:same:act=relu"),
-                                    parse_layer("maxpool:2")]
-
-
-def test_a_bad_table_cell_names_the_row():
-    rows = layers_to_rows(PRESETS["seed MNIST CNN"][1])
-    rows[2]["kernel"] = "3y"
-    with pytest.raises(SpecError, match=r"^layer 3 \(conv2\): kernel must be N or NxM"):
-        rows_to_layers(rows)
-    rows[2]["kernel"] = "3"
-    rows[2]["options"] = "groups"
-    with pytest.raises(SpecError, match=r"^layer 3 \(conv2\): option 'groups' must look like key=value"):
-        rows_to_layers(rows)
-
-
-def test_url_opens_a_preset_and_rejects_bad_values():
-    assert from_query({"preset": "VGG16"}).layers == tuple(PRESETS["VGG16"][1])
-    custom = from_query({"input": "32x32x3", "layer": ["conv:8:3", "flatten"], "batch": "7"})
-    assert custom.preset is None and custom.batch == 7 and len(custom.layers) == 2
-    with pytest.raises(SpecError, match="unknown preset"):
-        from_query({"preset": "ZFNet"})
-    with pytest.raises(SpecError, match=r"^layer 1 \(conv:0:3\): filters"):
-        from_query({"layer": ["conv:0:3"]})
-
 
 # ----------------------------------------------------------------------- make it fit
 
@@ -364,8 +272,9 @@ def test_scale_filters_respects_groups():
 
 
 def test_core_modules_do_not_import_tensorflow():
-    code = ("import sys, cnnlab.calc, cnnlab.calc.presets, cnnlab.calc.keras_oracle, cnnlab.calc.charts, "
-            "cnnlab.commands.calc; print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    modules = ", ".join(f"cnnlab.calc.{name}" for name in CALC_MODULES)
+    code = (f"import sys, {modules}, cnnlab.commands.calc; "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert out.split() == ["False", "False"]
@@ -388,63 +297,76 @@ def test_make_it_fit_stays_fast_for_huge_batches():
     assert seed(batch=10**9, accum_steps=steps - 1).training_bytes > 16e9
 
 
-def test_a_row_of_unknown_kind_is_named_by_its_position():
-    rows = layers_to_rows(PRESETS["seed MNIST CNN"][1])
-    rows[1]["kind"] = "pool"
-    with pytest.raises(SpecError, match=r"^layer 2: unknown layer kind 'pool'"):
-        rows_to_layers(rows)
-    rows[1]["kind"] = None
-    with pytest.raises(SpecError, match=r"^layer 2: unknown layer kind '\(empty\)'"):
-        rows_to_layers(rows)
+# ----------------------------------------------------------------------- report
+
+def test_per_layer_rows():
+    rows = stats_rows(seed())
+    assert [row["params"] for row in rows] == [2_800, 180_200, 720_400]
+    assert [row["output"] for row in rows] == ["100 x 150 x 100", "50 x 75 x 200",
+                                               "25 x 38 x 400"]
+    assert [row["receptive field"] for row in rows] == ["3", "7", "15"]
+    assert [row["activation MB"] for row in rows] == [6.0, 3.0, 1.52]
+    assert stats_rows(analyze((8, 8, 1), [LayerSpec("flatten")]))[0]["receptive field"] \
+        == "whole input"
 
 
-def test_garbage_cells_give_spec_errors_only():
-    """Whatever a user types into the table, the page gets a result or one SpecError."""
-    import random
-
-    from cnnlab.calc import KINDS, TABLE_COLUMNS
-
-    rng = random.Random(7)
-    junk = [None, "", " ", "0", "-1", "3", "3x5", "2x0", "abc", "1e9", "nan", 0, -2, 3, 2.5,
-            float("nan"), float("inf"), 10**12, "same", "valid", "relu", "a, b", "input",
-            "groups=2", "bias=maybe", "pad=1,2", "pad=x", "=", "x=1", "depth_radius=-1",
-            "alpha=nan", True]
-    outcomes = {"ok": 0, "error": 0}
-    for _ in range(3000):
-        # Sensible rows (the seed MNIST CNN), then each cell replaced by junk now and then.
-        rows = layers_to_rows(PRESETS["seed MNIST CNN"][1])
-        for row in rows:
-            for column in TABLE_COLUMNS:
-                if rng.random() < 0.08:
-                    row[column] = rng.choice(junk)
-            if rng.random() < 0.05:
-                row["kind"] = rng.choice([*KINDS, "pool", None, "", 3])
-        try:
-            layers = rows_to_layers(rows)
-            analyze((rng.randint(10, 40), rng.randint(10, 40), rng.randint(1, 4)), layers,
-                    batch=rng.randint(1, 64))
-            outcomes["ok"] += 1
-        except SpecError as error:
-            assert "\n" not in str(error) and str(error).startswith(("layer ", "input"))
-            outcomes["error"] += 1
-    assert outcomes["ok"] > 50 and outcomes["error"] > 1000, outcomes
+def test_totals_are_the_headline_numbers():
+    stats = seed()
+    shown = {total.label: total for total in totals(stats, 16 * GB)}
+    assert list(shown) == ["Parameters", "FLOPs per instance", "Predict one instance",
+                           "Train one batch of 50", "Largest batch that fits",
+                           "Parameter memory"]
+    assert shown["Parameters"].value == "903,400"
+    assert shown["Parameters"].help == "903,400 trainable, 0 non-trainable; 3.61 MB as float32"
+    assert shown["Predict one instance"].value == "12.61 MB"
+    assert shown["FLOPs per instance"].value == f"{stats.flops / 1e9:,.3f} G"
+    train = shown["Train one batch of 50"]
+    assert (train.value, train.delta, train.over) == ("576.45 MB", "4% of 16 GB", False)
+    assert shown["Largest batch that fits"].value == f"{stats.max_batch(16 * GB):,}"
+    assert shown["Parameter memory"].value == "3.61 MB"
+    small = {total.label: total for total in totals(stats, 0.3 * GB)}
+    assert small["Train one batch of 50"].over is True
+    assert small["Train one batch of 50"].delta == "192% of 0.3 GB"
+    assert small["Largest batch that fits"].value == "25"
 
 
-@pytest.mark.parametrize("query, message", [
-    ({"input": "abc"}, r"^input: 'abc' must be HxWxC"),
-    ({"input": "ax2x3"}, r"^input 'ax2x3': every size must be"),
-    ({"input": "9999999x2x3"}, r"^input: each size must be at most"),
-    ({"batch": "0"}, r"^batch/accum"),
-    ({"batch": "10000000000"}, r"^batch/accum"),
-    ({"batch": "8", "accum": "9"}, r"^batch/accum"),
-    ({"batch": "many"}, r"^batch/accum: must be positive integers"),
-    ({"gpu": "nan"}, r"^gpu: must be between 0.01 and"),
-    ({"gpu": "inf"}, r"^gpu: must be between 0.01 and"),
-    ({"gpu": "-1"}, r"^gpu: must be between 0.01 and"),
-    ({"gpu": "0.001"}, r"^gpu: must be between 0.01 and"),
-    ({"dtype": "float64"}, r"^dtype: must be one of"),
-    ({"optimizer": "lion"}, r"^optimizer: must be one of"),
-])
-def test_bad_urls_give_one_line(query, message):
-    with pytest.raises(SpecError, match=message):
-        from_query(query)
+def test_training_rows_add_up_to_the_total():
+    m = seed(accum_steps=2).memory
+    rows = training_rows(m)
+    assert [row["term"] for row in rows] == ["activations", "input batch", "parameters",
+                                             "gradients", "optimizer slots", "accumulator",
+                                             "total"]
+    assert sum(row["MB"] for row in rows[:-1]) == pytest.approx(rows[-1]["MB"])
+    assert rows[-1]["MB"] == m.training_bytes / MB
+
+
+def test_fit_rows_show_each_remedy():
+    options = fit_options(SEED_SHAPE, SEED_LAYERS, batch=50, gpu_bytes=300 * MB)
+    rows = fit_rows(options)
+    assert [row["remedy"] for row in rows] == [o.remedy for o in options]
+    assert rows[0] == {"remedy": "smaller batch", "change": "batch 25 (from 50)",
+                       "training memory": format_bytes(options[0].training_bytes),
+                       "fits": True, "cost": options[0].cost}
+    assert format_bytes(None) == "-" and format_bytes(2.27e9) == "2.27 GB"
+
+
+def test_seed_note_is_computed_from_the_stats():
+    note = seed_exercise_note(seed())
+    assert "Parameters: 2,800 + 180,200 + 720,400 = **903,400**" in note
+    assert "6.00 MB, 3.00 MB, 1.52 MB" in note
+    assert "**12.61 MB**" in note and "**565.61 MB**" in note
+    assert "the seed says 480 MB" in note
+    # Another network and settings: the sum follows the layers, the note stays in float32.
+    layers = [*SEED_LAYERS[:2], replace(SEED_LAYERS[2], filters=100)]
+    edited = analyze(SEED_SHAPE, layers, batch=10, dtype="mixed_float16")
+    note = seed_exercise_note(edited)
+    assert "Parameters: 2,800 + 180,200 + 180,100 = **363,100**" in note
+    float32 = edited.at(dtype="float32").memory
+    assert f"**{format_bytes(float32.inference_bytes)}**" in note
+    assert "the exercise asks about a batch of 50" in note
+
+
+def test_the_package_init_is_only_a_docstring():
+    tree = ast.parse((ROOT / "cnnlab" / "calc" / "__init__.py").read_text())
+    assert len(tree.body) == 1 and isinstance(tree.body[0].value, ast.Constant)
+    assert all(f"`{name}`" in ast.get_docstring(tree) for name in CALC_MODULES)

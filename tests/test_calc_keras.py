@@ -7,9 +7,10 @@ import random
 
 import pytest
 
-from cnnlab.calc import LayerSpec, SpecError, analyze, resolve
+from cnnlab.calc.analysis import analyze, resolve
 from cnnlab.calc.keras_oracle import to_keras
 from cnnlab.calc.presets import PRESETS
+from cnnlab.calc.spec import LayerSpec, SpecError
 from tests.keras_oracle import assert_equals_keras
 
 keras = pytest.importorskip("keras")
@@ -117,7 +118,7 @@ def test_presets_match_keras(name):
 
 def test_seed_exercise_matches_keras_layer_by_layer():
     input_shape, layers = PRESETS["seed exercise"]
-    model = to_keras(input_shape, layers)
+    model = assert_equals_keras(input_shape, layers)
     assert [layer.count_params() for layer in model.layers[1:]] == [2_800, 180_200, 720_400]
     assert model.count_params() == 903_400
 
@@ -128,8 +129,8 @@ def test_vgg16_equals_keras_applications():
     stats = analyze(input_shape, layers)
     reference = keras.applications.VGG16(weights=None)
     assert stats.total_params == reference.count_params() == 138_357_544
-    for layer in stats.layers:
-        assert tuple(reference.get_layer(layer.name).output.shape[1:]) == layer.output_shape
+    # every layer's shape and parameters, by Keras' own layer names
+    assert_equals_keras(input_shape, layers, model=reference)
 
 
 def test_lrn_layer_normalizes_and_round_trips(tmp_path):
@@ -163,7 +164,7 @@ def test_to_keras_raises_spec_error_not_keras_error():
 
 def test_resolved_names_are_keras_names():
     input_shape, layers = PRESETS["seed MNIST CNN"]
-    model = to_keras(input_shape, layers)
+    model = assert_equals_keras(input_shape, layers)
     assert [layer.name for layer in model.layers[1:]] == [s.name for s in resolve(layers)]
 
 
@@ -171,7 +172,7 @@ def test_cli_json_params_equal_keras_count_params(capsys):
     import json
 
     from cnnlab.__main__ import main
-    from cnnlab.calc import parse_layer
+    from cnnlab.calc.grammar import parse_layer
 
     texts = ["conv:6:5:act=tanh", "avgpool:2", "conv:16:5:1:same", "maxpool:3:2:same",
              "batchnorm", "dropout:0.25", "flatten", "dense:10:act=softmax"]
@@ -180,7 +181,7 @@ def test_cli_json_params_equal_keras_count_params(capsys):
         argv += ["--layer", text]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
-    model = to_keras((32, 32, 1), [parse_layer(t) for t in texts])
+    model = assert_equals_keras((32, 32, 1), [parse_layer(t) for t in texts])
     assert result["total_params"] == model.count_params()
     assert [layer["params"] for layer in result["layers"]] == \
         [layer.count_params() for layer in model.layers[1:]]

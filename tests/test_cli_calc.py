@@ -9,6 +9,8 @@ import sys
 import pytest
 
 from cnnlab.__main__ import main
+from cnnlab.calc.grammar import GRAMMAR_HELP
+from cnnlab.calc.memory import MEMORY_ASSUMPTIONS
 from tests import ROOT
 
 EXERCISE = ["calc", "--input", "200x300x3", "--layer", "conv:100:3:2:same", "--layer",
@@ -111,3 +113,14 @@ def test_bad_layer_in_a_real_process_has_no_traceback():
     assert proc.returncode == 2
     assert proc.stderr == ("calc: --layer 2 (dense:x): units must be a positive integer, "
                            "got 'x'\n")
+
+
+def test_help_prints_the_grammar_and_the_memory_model(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["calc", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"Layer grammar:\n{GRAMMAR_HELP}\n" in out
+    flat = " ".join(out.split())
+    assert all(" ".join(line.split()) in flat for line in MEMORY_ASSUMPTIONS)
+    assert "optimizer slots per parameter: sgd 0, momentum 1, adam 2" in flat

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.calc import INPUT_NAME, analyze
+from cnnlab.calc.analysis import analyze
+from cnnlab.calc.spec import INPUT_NAME
 from cnnlab.nets import builders as A
 from cnnlab.vision import images
 from tests.apptest import app_at, run_isolated

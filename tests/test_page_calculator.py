@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.calc import GB, analyze
 from cnnlab.calc import charts as calc_charts
+from cnnlab.calc.analysis import analyze
+from cnnlab.calc.grammar import GRAMMAR_HELP
+from cnnlab.calc.memory import GB
 from cnnlab.calc.presets import PRESETS
 from tests.apptest import APP, app_at, run_isolated
 
@@ -38,6 +40,7 @@ def test_opens_on_the_seed_exercise_with_its_numbers(at):
     assert "903,400" in seed_box and "6.00 MB, 3.00 MB, 1.52 MB" in seed_box
     assert "565.61 MB" in seed_box  # the seed's "about 566 MB" before gradients
     assert "the seed says 480 MB" in seed_box
+    assert "2,800 + 180,200 + 720,400 = **903,400**" in seed_box  # joined from the stats
     per_layer = at.dataframe[1].value
     assert list(per_layer["params"]) == [2_800, 180_200, 720_400]
     assert list(per_layer["output"]) == ["100 x 150 x 100", "50 x 75 x 200", "25 x 38 x 400"]
@@ -139,6 +142,7 @@ def test_text_box_replaces_the_network_or_names_the_bad_line(at):
     at.text_area[0].set_value("conv:8:3\nflatten\ndense:10").run()
     next(b for b in at.button if b.label == "Use this text").click().run()
     assert not at.error and not at.exception
+    assert at.text_area[0].help == GRAMMAR_HELP  # the grammar's one statement
     assert len(at.data_editor[0].value) == 3
     assert metrics(at)["Parameters"] == f"{8 * 27 + 8 + 198 * 298 * 8 * 10 + 10:,}"
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy.signal import correlate2d
 
-from cnnlab.calc import analyze
+from cnnlab.calc.analysis import analyze
 from cnnlab.train.datasets import mnist_sample
 from cnnlab.train.export import load_model_bytes, model_bytes
 from cnnlab.train.metrics import confusion_matrix, worst_mistakes

@@ -5,7 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnlab.calc import DTYPES, GB, MB, ModelStats
+from cnnlab.calc.analysis import ModelStats
+from cnnlab.calc.memory import DTYPES, GB, MB
 
 PARAMS_COLOR = "#1f77b4"
 ACTIVATION_COLOR = "#ff7f0e"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cnnlab.calc import INPUT_NAME, LayerSpec, analyze, resolve
+from cnnlab.calc.analysis import analyze, resolve
+from cnnlab.calc.spec import INPUT_NAME, LayerSpec
 
 
 def to_keras(input_shape: Sequence[int], layers: Sequence[LayerSpec], name: str = "cnnlab"):

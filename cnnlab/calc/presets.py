@@ -10,15 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cnnlab.calc import (
-    DTYPES,
-    OPTIMIZER_SLOTS,
-    LayerSpec,
-    SpecError,
-    format_layer,
-    parse_input_shape,
-    parse_layer,
-)
+from cnnlab.calc.grammar import format_layer, parse_input_shape, parse_layer
+from cnnlab.calc.memory import DTYPES, OPTIMIZER_SLOTS
+from cnnlab.calc.spec import LayerSpec, SpecError
 
 
 def _conv(filters: int, kernel: int, stride: int = 1, padding: str = "valid",

@@ -3,11 +3,8 @@
     python -m cnnlab calc --input 200x300x3 --layer conv:100:3:2:same \\
         --layer conv:200:3:2:same --layer conv:400:3:2:same --batch 50 --json
 
-Layer grammar (defaults follow Keras): conv:FILTERS:KERNEL[:STRIDE[:PADDING]] (KERNEL 3 or
-3x5; stride 1, valid), maxpool:SIZE[:STRIDE[:PADDING]] and avgpool:... (stride = SIZE,
-valid), dense:UNITS, flatten, globalavgpool, batchnorm, dropout:RATE; also
-activation:NAME, lrn[:DEPTH_RADIUS], zeropad:P, and KEY=VALUE fields such as act=relu,
-groups=2, bias=off, name=NAME, in=A,B (for concat:in=A,B and add:in=A,B).
+`--help` prints the layer grammar (`cnnlab.calc.grammar.GRAMMAR_HELP`) and the memory model
+(`cnnlab.calc.memory.MEMORY_ASSUMPTIONS`).
 """
 
 from __future__ import annotations
@@ -15,26 +12,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 
 # Only the pure-Python calculator: this command never imports TensorFlow.
-from cnnlab.calc import (
-    DTYPES,
-    GB,
-    MB,
-    OPTIMIZER_SLOTS,
-    ModelStats,
-    SpecError,
-    analyze,
-    parse_input_shape,
-    parse_layer,
-)
+from cnnlab.calc.analysis import ModelStats, analyze
+from cnnlab.calc.grammar import GRAMMAR_HELP, parse_input_shape, parse_layer
+from cnnlab.calc.memory import DTYPES, GB, MB, MEMORY_ASSUMPTIONS, OPTIMIZER_SLOTS
 from cnnlab.calc.presets import PRESET_BATCH, PRESETS
+from cnnlab.calc.spec import SpecError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Values are taken as text and checked in run(), so a bad one gives one line, not usage.
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = __doc__.split("\n\n", 2)[2]
+    parser.epilog = epilog()
     parser.add_argument("--input", metavar="HxWxC", help="input size, e.g. 200x300x3")
     parser.add_argument("--layer", action="append", default=[], metavar="SPEC",
                         help="a layer, in order (repeat): e.g. conv:100:3:2:same")
@@ -45,13 +36,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", metavar="|".join(DTYPES),
                         help="float32 (default) or mixed_float16 (16-bit activations)")
     parser.add_argument("--optimizer", default="adam", metavar="|".join(OPTIMIZER_SLOTS),
-                        help="optimizer slots per parameter: sgd 0, momentum 1, adam 2 "
-                        "(default adam)")
+                        help="optimizer slots per parameter: " + ", ".join(
+                            f"{name} {slots}" for name, slots in OPTIMIZER_SLOTS.items())
+                        + " (default adam)")
     parser.add_argument("--accum", default="1", metavar="K",
                         help="gradient accumulation steps (micro-batch = batch / K)")
     parser.add_argument("--gpu", metavar="GB", help="GPU memory in GB: also print the largest "
                         "batch that fits")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def epilog() -> str:
+    """The layer grammar and the memory model, as `--help` prints them after the options."""
+    assumptions = "\n".join(textwrap.fill(line, 88, initial_indent="- ", subsequent_indent="  ")
+                            for line in MEMORY_ASSUMPTIONS)
+    return f"Layer grammar:\n{GRAMMAR_HELP}\n\nMemory model:\n{assumptions}"
 
 
 def _positive_int(text: str, option: str) -> int:
@@ -125,7 +124,8 @@ def to_table(stats: ModelStats, gpu_bytes: float | None = None) -> str:
     if gpu_bytes is not None:
         lines.append(f"largest batch that fits {gpu_bytes / GB:g} GB: "
                      f"{stats.max_batch(gpu_bytes):,}")
-    lines.append("(1 MB = 10^6 bytes; framework overhead not included)")
+    lines.append("(1 MB = 10^6 bytes; framework overhead not included; the memory model: "
+                 "--help)")
     return "\n".join(lines)
 
 

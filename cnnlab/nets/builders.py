@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from cnnlab.calc import INPUT_NAME, LayerSpec, ModelStats, SpecError, analyze
+from cnnlab.calc.analysis import ModelStats, analyze
+from cnnlab.calc.spec import INPUT_NAME, LayerSpec, SpecError
 
 # Keras' ResNet uses BatchNormalization(epsilon=1.001e-5); the epsilon does not change counts.
 RESNET_UNITS: dict[int, tuple[str, tuple[int, int, int, int]]] = {

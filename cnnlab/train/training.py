@@ -126,7 +126,7 @@ class TrainConfig:
     # ---- the same network, as the calculator sees it ----------------------------------------
     def layer_specs(self) -> list:
         """The network as `cnnlab.calc.LayerSpec`s, for parameters and memory."""
-        from cnnlab.calc import LayerSpec
+        from cnnlab.calc.spec import LayerSpec
 
         if self.architecture == "dense":
             hidden = [LayerSpec("dense", name="dense1", units=self.dense_preset_units,
@@ -152,7 +152,7 @@ class TrainConfig:
 
     def stats(self):
         """`cnnlab.calc.analyze` of this network at this batch size, dtype and optimizer."""
-        from cnnlab.calc import analyze
+        from cnnlab.calc.analysis import analyze
 
         # The calculator counts optimizer slots: Adam 2, RMSprop 1 (like momentum), SGD 0.
         slots = {"adam": "adam", "rmsprop": "momentum", "sgd": "sgd"}[self.optimizer]
