@@ -14,11 +14,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlab.ui.navigation import ensure_app_navigation
-from cnnlab.vision import gradcam, images, inception
+from cnnlab.vision import custom_model, gradcam, images, inception
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
-CUSTOM_KEY = "classify_custom_model"  # set by the Transfer page's "Use in Classify"
+CUSTOM_KEY = custom_model.SESSION_KEY  # set by the Transfer page's "Use in Classify"
 RESULTS_KEY = "classify_results"   # session_state: (image key, mode) -> Classification
 CAMS_KEY = "classify_cams"         # session_state: (image key, mode, class) -> (overlay, ms)
 KEEP = 24                          # results kept per session (newest win)

@@ -87,13 +87,14 @@ def inception_classifier(inception_weights):
 @pytest.fixture(scope="session")
 def transfer_style_model():
     """A Transfer-page classifier (InceptionV3 base nested inside, 3 classes), random base,
-    built by cnnlab.transfer.run itself at 150x150 so that mixed10 is 3x3."""
+    built by cnnlab.transfer.model itself at 150x150 so that mixed10 is 3x3."""
     import numpy as np
 
-    from cnnlab.transfer import run as transfer
+    from cnnlab.transfer import model as transfer
+    from cnnlab.transfer.config import Augmentation
 
     base = transfer.build_base(150, None)
-    model, _ = transfer.build_classifier(base, 3, transfer.Augmentation(), seed=0)
+    model, _ = transfer.build_classifier(base, 3, Augmentation(), seed=0)
     features = np.random.default_rng(0).gamma(2.0, 0.01, (16, transfer.BOTTLENECK_WIDTH))
     transfer.adapt_head(model, features.astype("float32"))
     return model

@@ -79,7 +79,7 @@ def test_grad_cam_through_a_nested_base_model(transfer_style_model):
     so Grad-CAM = ReLU(A @ (W[:, c] / sigma)), normalised."""
     import keras
 
-    from cnnlab.transfer import run as transfer
+    from cnnlab.transfer import model as transfer
 
     model = transfer_style_model
     x = images.inception_input(images.sample_photo("coffee"), size=150)

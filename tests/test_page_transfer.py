@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 
 from cnnlab.train import jobs
-from cnnlab.transfer import data as transfer_data
+from cnnlab.transfer.archive import demo_archive
 from tests.apptest import app_at, run_isolated, run_until
 
 PAGE = "pages/transfer.py"
@@ -33,7 +33,7 @@ def test_opens_without_tensorflow():
 
 @pytest.mark.parametrize("name, data, message", [
     ("photos.zip", b"this is not a zip", "photos.zip: not a zip archive."),
-    ("one.zip", transfer_data.demo_archive(3, 64, classes={"cat": "chelsea"}),
+    ("one.zip", demo_archive(3, 64, classes={"cat": "chelsea"}),
      "one.zip: needs at least two class folders"),
 ])
 def test_bad_archive_one_line_error(name, data, message):
@@ -50,7 +50,7 @@ def test_bad_archive_one_line_error(name, data, message):
 def test_upload_train_fast_results_and_handoff():
     at = app_at(PAGE, timeout=120)
     assert "Up to 200 MB" in " ".join(c.value for c in at.caption)
-    data = transfer_data.demo_archive(per_class=8, size=80, seed=2)
+    data = demo_archive(per_class=8, size=80, seed=2)
     at.file_uploader(key="transfer_zip").set_value(("pets.zip", data, "application/zip")).run()
     assert not at.exception and not at.error
     metrics = {m.label: m.value for m in at.metric}

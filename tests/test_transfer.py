@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.transfer import data as td
+from cnnlab.errors import ConfigError
+from cnnlab.transfer import archive
+from cnnlab.transfer import image_folder as folders
 from cnnlab.vision.images import sample_photo_bytes
 
 SIZE = 75
@@ -59,7 +61,7 @@ def three_each(extra: dict[str, bytes | None] | None = None) -> dict[str, bytes 
 
 @pytest.fixture
 def workspace(tmp_path):
-    ws = td.SessionWorkspace(parent=tmp_path)
+    ws = archive.SessionWorkspace(parent=tmp_path)
     yield ws
     ws.cleanup()
 
@@ -71,7 +73,7 @@ def files_under(path: Path) -> list[str]:
 # ---------------------------------------------------------------------------- datasets
 
 def test_demo_zip_counts_warning_and_nothing_skipped(workspace):
-    ds = td.load_zip(td.demo_archive(per_class=8, size=80), "demo.zip", workspace)
+    ds = archive.load_zip(archive.demo_archive(per_class=8, size=80), "demo.zip", workspace)
     assert ds.class_names == ["cat", "coffee", "rocket"]
     assert ds.counts() == {"cat": 8, "coffee": 8, "rocket": 8}
     assert ds.skipped == []
@@ -91,7 +93,7 @@ def test_unreadable_files_are_skipped_and_listed_nothing_else_lost(workspace):
         "README.md": b"my dataset",
         "dogs/photo.png": sample_photo_bytes("coffee", "PNG"),
     })
-    ds = td.load_zip(make_zip(entries), "pets.zip", workspace)
+    ds = archive.load_zip(make_zip(entries), "pets.zip", workspace)
     assert ds.counts() == {"cats": 3, "dogs": 5}
     skipped = {s.name: s.reason for s in ds.skipped}
     assert set(skipped) == {"cats/broken.jpg", "cats/notes.txt", "dogs/empty.png",
@@ -108,7 +110,7 @@ def test_unreadable_files_are_skipped_and_listed_nothing_else_lost(workspace):
 
 def test_wrapper_folder_is_descended(workspace):
     entries = {f"pets/{k}": v for k, v in three_each().items()}
-    ds = td.load_zip(make_zip(entries), "pets.zip", workspace)
+    ds = archive.load_zip(make_zip(entries), "pets.zip", workspace)
     assert ds.class_names == ["cats", "dogs"]
     assert ds.relative_name(0) == "pets/cats/0.jpg"
 
@@ -138,11 +140,17 @@ BAD_ARCHIVES = {
 }
 
 
+ARCHIVE_REFUSALS = {"not a zip", "empty folders", "path traversal", "deep traversal",
+                    "absolute path", "windows path", "symlink"}
+
+
 @pytest.mark.parametrize("case", list(BAD_ARCHIVES))
 def test_bad_archive_one_line_message_nothing_written(case, tmp_path, workspace):
     data, expected = BAD_ARCHIVES[case]
-    with pytest.raises(td.DatasetError) as err:
-        td.load_zip(data, "upload.zip", workspace)
+    with pytest.raises(folders.ImageFolderError) as err:
+        archive.load_zip(data, "upload.zip", workspace)
+    # The zip itself refused (ArchiveError), or what it holds is not a usable dataset.
+    assert isinstance(err.value, archive.ArchiveError) == (case in ARCHIVE_REFUSALS)
     message = str(err.value)
     assert expected in message
     assert "\n" not in message and message.startswith(("upload.zip", "Archive entry"))
@@ -152,33 +160,33 @@ def test_bad_archive_one_line_message_nothing_written(case, tmp_path, workspace)
 
 
 def test_zip_bomb_is_refused_before_unpacking(tmp_path, workspace, monkeypatch):
-    monkeypatch.setattr(td, "MAX_UNCOMPRESSED_BYTES", 1_000_000)
+    monkeypatch.setattr(archive, "MAX_UNCOMPRESSED_BYTES", 1_000_000)
     data = bomb(1_000_000)
     assert len(data) < 20_000  # a tiny archive declaring a huge size
-    with pytest.raises(td.DatasetError, match="zip bomb"):
-        td.load_zip(data, "bomb.zip", workspace)
+    with pytest.raises(archive.ArchiveError, match="zip bomb"):
+        archive.load_zip(data, "bomb.zip", workspace)
     assert files_under(tmp_path) == [workspace.path.name]
 
 
 def test_zip_bomb_lying_about_its_size_is_refused(tmp_path, workspace, monkeypatch):
-    monkeypatch.setattr(td, "MAX_UNCOMPRESSED_BYTES", 30_000)
+    monkeypatch.setattr(archive, "MAX_UNCOMPRESSED_BYTES", 30_000)
     data = bomb(50_000)
     # Declare 10 bytes instead of 50,001 (local header and central directory alike).
     liar = data.replace((50_001).to_bytes(4, "little"), (10).to_bytes(4, "little"))
     with zipfile.ZipFile(io.BytesIO(liar)) as zf:
         assert zf.getinfo("cats/big.jpg").file_size == 10
-    with pytest.raises(td.DatasetError, match="liar.zip"):
-        td.load_zip(liar, "liar.zip", workspace)
+    with pytest.raises(archive.ArchiveError, match="liar.zip"):
+        archive.load_zip(liar, "liar.zip", workspace)
     assert files_under(tmp_path) == [workspace.path.name]
 
 
 def test_workspace_removed_on_cleanup_and_on_garbage_collection(tmp_path):
-    ws = td.SessionWorkspace(parent=tmp_path)
-    td.load_zip(td.demo_archive(per_class=3, size=64), "demo.zip", ws)
+    ws = archive.SessionWorkspace(parent=tmp_path)
+    archive.load_zip(archive.demo_archive(per_class=3, size=64), "demo.zip", ws)
     assert any(ws.path.rglob("*.jpg"))
     ws.cleanup()
     assert not ws.path.exists() and not ws.alive
-    ws2 = td.SessionWorkspace(parent=tmp_path)
+    ws2 = archive.SessionWorkspace(parent=tmp_path)
     path = ws2.path
     del ws2
     gc.collect()
@@ -198,20 +206,20 @@ def test_server_directory_read_in_place_links_not_followed(tmp_path, monkeypatch
     os.symlink(outside, root / "roses" / "linked")
     os.symlink(outside / "s.jpg", root / "tulips" / "s.jpg")
     monkeypatch.setenv("CNNLAB_TRANSFER_DATA", f"{root}{os.pathsep}{tmp_path / 'missing'}")
-    assert td.server_directories() == [root, tmp_path / "missing"]
-    ds = td.load_directory(root)
+    assert folders.server_directories() == [root, tmp_path / "missing"]
+    ds = folders.load_directory(root)
     assert ds.counts() == {"roses": 3, "tulips": 3}
     assert {s.name: s.reason for s in ds.skipped} == {
         "roses/linked/": "symbolic link, not followed",
         "tulips/s.jpg": "symbolic link, not followed",
     }
-    with pytest.raises(td.DatasetError, match="not a directory"):
-        td.load_directory(tmp_path / "missing")
+    with pytest.raises(folders.ImageFolderError, match="not a directory"):
+        folders.load_directory(tmp_path / "missing")
 
 
-def test_stratified_split_is_seeded_disjoint_and_keeps_proportions():
+def test_split_by_fraction_is_seeded_disjoint_and_keeps_proportions():
     labels = np.array([0] * 100 + [1] * 40 + [2] * 20)
-    split = td.stratified_split(labels, 0.15, 0.15, seed=7)
+    split = folders.split_by_fraction(labels, 0.15, 0.15, seed=7)
     parts = [split.train, split.val, split.test]
     assert sorted(np.concatenate(parts).tolist()) == list(range(160))
     rows = split.sizes(labels, ["a", "b", "c"])
@@ -219,22 +227,22 @@ def test_stratified_split_is_seeded_disjoint_and_keeps_proportions():
     assert rows[1] == {"class": "b", "train": 28, "validation": 6, "test": 6}
     assert rows[2] == {"class": "c", "train": 14, "validation": 3, "test": 3}
     assert rows[3] == {"class": "total", "train": 112, "validation": 24, "test": 24}
-    again = td.stratified_split(labels, 0.15, 0.15, seed=7)
-    other = td.stratified_split(labels, 0.15, 0.15, seed=8)
+    again = folders.split_by_fraction(labels, 0.15, 0.15, seed=7)
+    other = folders.split_by_fraction(labels, 0.15, 0.15, seed=8)
     assert np.array_equal(again.test, split.test)
     assert not np.array_equal(other.test, split.test)
-    with pytest.raises(td.DatasetError):
-        td.stratified_split(labels, 0.6, 0.5)
+    with pytest.raises(ConfigError):
+        folders.split_by_fraction(labels, 0.6, 0.5)
 
 
 def test_pixels_are_the_classify_preprocessing(workspace):
     from cnnlab.vision.images import decode_image, inception_input
 
-    ds = td.load_zip(td.demo_archive(per_class=3, size=90), "demo.zip", workspace)
-    pixels = td.load_pixels(ds.paths[:2], SIZE)
+    ds = archive.load_zip(archive.demo_archive(per_class=3, size=90), "demo.zip", workspace)
+    pixels = folders.load_pixels(ds.paths[:2], SIZE)
     assert pixels.shape == (2, SIZE, SIZE, 3) and pixels.dtype == np.uint8
     expected = inception_input(decode_image(ds.paths[1].read_bytes(), "x.jpg"), SIZE)
-    assert np.array_equal(td.to_model_input(pixels)[1], expected)
+    assert np.array_equal(folders.to_model_input(pixels)[1], expected)
 
 
 def test_report_matches_sklearn():
@@ -261,7 +269,8 @@ def test_report_matches_sklearn():
 # ---------------------------------------------------------------------------- Keras
 
 def test_augmentation_toggles_and_preview():
-    from cnnlab.transfer.run import NO_AUGMENTATION, Augmentation, augment_preview
+    from cnnlab.transfer.config import NO_AUGMENTATION, Augmentation
+    from cnnlab.transfer.model import augment_preview
 
     ds_pixels = np.stack([np.asarray(Image.open(io.BytesIO(sample_photo_bytes(name)))
                                      .resize((SIZE, SIZE))) for name in ("chelsea", "rocket")])
@@ -282,7 +291,7 @@ def test_augmentation_toggles_and_preview():
 
 
 def test_base_weights_sourcing(monkeypatch, tmp_path, inception_notop_weights):
-    from cnnlab.transfer.run import resolve_base_weights
+    from cnnlab.transfer.model import resolve_base_weights
 
     monkeypatch.delenv("CNNLAB_INCEPTION_WEIGHTS_NOTOP", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache
@@ -299,9 +308,9 @@ def test_base_weights_sourcing(monkeypatch, tmp_path, inception_notop_weights):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    ws = td.SessionWorkspace(parent=tmp_path_factory.mktemp("transfer"))
-    ds = td.load_zip(td.demo_archive(per_class=10, size=80, seed=1), "demo.zip", ws)
-    yield ds, td.stratified_split(ds.labels, 0.2, 0.2, seed=0)
+    ws = archive.SessionWorkspace(parent=tmp_path_factory.mktemp("transfer"))
+    ds = archive.load_zip(archive.demo_archive(per_class=10, size=80, seed=1), "demo.zip", ws)
+    yield ds, folders.split_by_fraction(ds.labels, 0.2, 0.2, seed=0)
     ws.cleanup()
 
 
@@ -326,14 +335,9 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
     from cnnlab.train.export import model_bytes
     from cnnlab.train.jobs import JobManager
     from cnnlab.train.metrics import predict_probs
-    from cnnlab.transfer.run import (
-        NO_AUGMENTATION,
-        Augmentation,
-        BaseWeights,
-        TransferConfig,
-        TransferRun,
-        head_parameters,
-    )
+    from cnnlab.transfer.config import NO_AUGMENTATION, Augmentation, TransferConfig
+    from cnnlab.transfer.model import BaseWeights, head_parameters
+    from cnnlab.transfer.run import TransferRun
 
     ds, split = dataset
     weights = BaseWeights(str(inception_notop_weights), False, "random test weights")
@@ -395,7 +399,7 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
     report = fast.report()
     assert report.confusion.sum() == len(split.test)
     assert report.accuracy == fast.phase1.result["test_accuracy"]
-    x_test = td.to_model_input(fast.pixels["test"])
+    x_test = folders.to_model_input(fast.pixels["test"])
     np.testing.assert_allclose(predict_probs(fast.model, x_test), report.probs, atol=1e-4)
     assert fast.speedup()["ratio"] > 1
 
@@ -425,7 +429,9 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
 
 def test_stop_before_training_ends_stopped(dataset, inception_notop_weights):
     from cnnlab.train.jobs import JobManager
-    from cnnlab.transfer.run import BaseWeights, TransferConfig, TransferRun
+    from cnnlab.transfer.config import TransferConfig
+    from cnnlab.transfer.model import BaseWeights
+    from cnnlab.transfer.run import TransferRun
 
     ds, split = dataset
     manager = JobManager(max_concurrent=1)
@@ -440,7 +446,8 @@ def test_stop_before_training_ends_stopped(dataset, inception_notop_weights):
 
 
 def test_base_passes_fast_vs_full():
-    from cnnlab.transfer.run import TransferConfig, base_passes
+    from cnnlab.transfer.config import TransferConfig
+    from cnnlab.transfer.cost import base_passes
 
     fast = base_passes(TransferConfig(mode="fast", epochs=10), 70, 15, 15)
     full = base_passes(TransferConfig(mode="full", epochs=10), 70, 15, 15)
@@ -452,11 +459,121 @@ def test_base_passes_fast_vs_full():
 
 
 def test_config_validation_messages():
-    from cnnlab.transfer.run import TransferConfig
+    from cnnlab.transfer.config import TransferConfig
 
-    with pytest.raises(ValueError, match="75..299"):
+    assert TransferConfig().validate() is None  # cnnlab's one convention (cnnlab.errors)
+    with pytest.raises(ConfigError, match="75..299"):
         TransferConfig(image_size=64).validate()
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ConfigError, match="mode"):
         TransferConfig(mode="slow").validate()
-    with pytest.raises(ValueError, match="fine-tune blocks"):
+    with pytest.raises(ConfigError, match="fine-tune blocks"):
         TransferConfig(fine_tune_blocks=3).validate()
+    with pytest.raises(ConfigError, match="got 0 and 2"):
+        TransferConfig(epochs=0).validate()
+
+
+def test_other_mode_and_its_cost_in_one_sentence():
+    from cnnlab.transfer.config import Augmentation, TransferConfig
+    from cnnlab.transfer.cost import base_passes, describe_base_passes
+
+    fast = TransferConfig(mode="fast", epochs=10, augmentation=Augmentation(zoom=False))
+    assert fast.other_mode == TransferConfig(mode="full", epochs=10,
+                                             augmentation=Augmentation(zoom=False))
+    assert fast.other_mode.other_mode == fast
+    assert describe_base_passes(fast, 70, 15, 15) == (
+        "This run sends **100 images** through Inception v3: every image once for its "
+        "bottleneck features (100), then the head trains on the stored features: one "
+        "2,048 x k matrix product per image. Full mode would send 950.")
+    full = TransferConfig(mode="full", epochs=10, fine_tune_blocks=2, fine_tune_epochs=2)
+    assert base_passes(full, 70, 15, 15)["total"] == 100 + 850 + 185
+    assert describe_base_passes(full, 70, 15, 15) == (
+        "This run sends **1,135 images** through Inception v3: every image once for its "
+        "bottleneck features (100), then 10 epochs x 85 training and validation images (850), "
+        "plus phase 2 (185). Fast mode would send 285.")
+
+
+class FakeManager:
+    """Records what a run asks of the job runner; refuses submissions when told to."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse, self.submitted, self.forgotten = refuse, [], []
+
+    def submit(self, owner, job):
+        from cnnlab.train.jobs import JobError
+
+        if self.refuse:
+            raise JobError("all slots busy")
+        self.submitted.append((owner, job.id))
+        return job
+
+    def forget(self, owner, job_id):
+        self.forgotten.append((owner, job_id))
+
+
+def test_start_run_replaces_a_finished_run_and_is_found_after_a_refresh(dataset):
+    from cnnlab.train.jobs import JobError
+    from cnnlab.transfer import registry
+    from cnnlab.transfer.config import TransferConfig
+    from cnnlab.transfer.features import FeatureCache
+    from cnnlab.transfer.model import BaseWeights
+
+    ds, split = dataset
+    weights = BaseWeights(None, False, "untrained")
+    manager, cache = FakeManager(), FeatureCache()
+    first = registry.start_run(manager, "owner-a", ds, split, TransferConfig(image_size=SIZE),
+                               weights, cache)
+    assert manager.submitted == [("owner-a", first.phase1.id)]
+    assert registry.run_of("owner-a") is first and registry.run_of("owner-b") is None
+    assert not first.finished and first.counted_parameters(ds.class_names) is None
+    # An unfinished previous run is left alone; a finished one is forgotten by the runner.
+    second = registry.start_run(manager, "owner-a", ds, split, TransferConfig(image_size=SIZE),
+                                weights, cache, previous=first)
+    assert manager.forgotten == [] and registry.run_of("owner-a") is second
+
+    class FinishedRun:
+        finished = True
+
+        def forget(self, manager, owner):
+            manager.forget(owner, "job-finished")
+
+    third = registry.start_run(manager, "owner-a", ds, split, TransferConfig(image_size=SIZE),
+                               weights, cache, previous=FinishedRun())
+    assert manager.forgotten == [("owner-a", "job-finished")]
+    first.forget(manager, "owner-a")
+    assert manager.forgotten[-1] == ("owner-a", first.phase1.id)
+    # Refused by the runner or by its config: nothing changes.
+    with pytest.raises(JobError):
+        registry.start_run(FakeManager(refuse=True), "owner-a", ds, split,
+                           TransferConfig(image_size=SIZE), weights, cache, previous=third)
+    with pytest.raises(ConfigError):
+        registry.start_run(manager, "owner-a", ds, split, TransferConfig(image_size=64),
+                           weights, cache, previous=third)
+    assert registry.run_of("owner-a") is third
+
+
+def test_classify_handoff_is_the_classify_pages_custom_model(dataset):
+    from cnnlab.transfer.config import TransferConfig
+    from cnnlab.transfer.handoff import classify_handoff
+    from cnnlab.transfer.model import BaseWeights
+    from cnnlab.transfer.run import TransferRun
+    from cnnlab.vision.custom_model import CustomModel
+
+    ds, split = dataset
+    run = TransferRun(ds, split, TransferConfig(image_size=SIZE),
+                      BaseWeights(None, False, "untrained"))
+    handoff = classify_handoff(run)
+    assert set(handoff) == set(CustomModel.__annotations__)
+    assert handoff["labels"] == ["cat", "coffee", "rocket"] and handoff["image_size"] == SIZE
+    assert handoff["test_accuracy"] is None and handoff["pretrained_base"] is False
+
+
+def test_augmentation_samples_are_the_first_training_image_of_each_class(dataset):
+    from cnnlab.transfer.config import NO_AUGMENTATION
+    from cnnlab.transfer.model import augmentation_samples
+
+    ds, split = dataset
+    originals, variants = augmentation_samples(ds, split, NO_AUGMENTATION, seed=0, size=64)
+    assert originals.shape == (3, 64, 64, 3) and variants.shape == (3, 5, 64, 64, 3)
+    firsts = [next(i for i in split.train if ds.labels[i] == c) for c in range(3)]
+    assert np.array_equal(originals, folders.load_pixels([ds.paths[i] for i in firsts], 64))
+    assert all(np.array_equal(variants[c, v], originals[c]) for c in range(3) for v in range(5))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from cnnlab.transfer.data import demo_archive
+from cnnlab.transfer.archive import demo_archive
 from tests.e2e.conftest import assert_no_exception, open_page, wait_for_app_run
 
 

@@ -1,0 +1,197 @@
+"""Uploaded zips of class folders, unpacked safely into a per-session workspace.
+
+Safety: an uploaded archive is checked entry by entry *before* anything is written
+(no absolute paths, no `..`, no links, no encrypted entries, a cap on the total
+uncompressed size against zip bombs), and files are only ever written inside a
+per-session `SessionWorkspace`, a temporary folder removed when the session ends.
+A refused archive raises `ArchiveError` and leaves nothing behind.
+
+Also the offline demo archive (`demo_archive`). Pillow and numpy only; no TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import stat
+import tempfile
+import uuid
+import weakref
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab.transfer.image_folder import ImageFolder, ImageFolderError, scan_class_folders
+
+MAX_ARCHIVE_MB = 200  # the page's upload widget refuses larger zips before cnnlab sees them
+MAX_UNCOMPRESSED_BYTES = 1024**3  # 1 GiB unpacked: above it the archive is refused as a bomb
+MAX_ENTRIES = 20_000  # files + folders in one archive
+_COPY_CHUNK = 1024 * 1024
+
+
+class ArchiveError(ImageFolderError):
+    """An uploaded zip refused before its images are looked at: not a zip, empty, unsafe
+    (paths outside it, links, passwords) or too big unpacked."""
+
+
+class SessionWorkspace:
+    """A temporary folder owned by one browser session.
+
+    Removed by `cleanup()` (the page calls it from `st.cache_resource(scope="session",
+    on_release=...)` when the session ends) and, as a fallback, when the object is
+    garbage-collected or the interpreter exits (weakref.finalize runs at exit too).
+    """
+
+    def __init__(self, parent: str | Path | None = None) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="cnnlab-transfer-", dir=parent))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+    def new_folder(self, prefix: str) -> Path:
+        """A fresh, empty folder inside the workspace."""
+        folder = self.path / f"{prefix}-{uuid.uuid4().hex[:8]}"
+        folder.mkdir()
+        return folder
+
+    @property
+    def alive(self) -> bool:
+        return self._finalizer.alive
+
+    def cleanup(self) -> None:
+        """Remove the folder and everything in it (idempotent)."""
+        self._finalizer()
+
+
+# ---------------------------------------------------------------------------------------
+# Archives
+
+
+def _entry_parts(name: str) -> list[str]:
+    """The path components of a zip entry, or ArchiveError when it escapes its folder."""
+    if "\x00" in name:
+        raise ArchiveError(f"Archive entry {name!r} has a NUL byte in its name; refused.")
+    # Zip uses '/', but archives made on Windows sometimes use '\'.
+    posix = name.replace("\\", "/")
+    if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):
+        raise ArchiveError(f"Archive entry '{name}' has an absolute path; refused.")
+    parts = [p for p in posix.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ArchiveError(f"Archive entry '{name}' points outside the archive (..); refused.")
+    return parts
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    # Unix permissions live in the high 16 bits of external_attr (zipfile does the same).
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def check_archive(zf: zipfile.ZipFile, name: str = "archive") -> list[zipfile.ZipInfo]:
+    """Every entry checked before anything is written; returns the file entries."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise ArchiveError(f"{name}: {len(infos):,} entries, more than the {MAX_ENTRIES:,} allowed.")
+    total = sum(info.file_size for info in infos)
+    if total > MAX_UNCOMPRESSED_BYTES:
+        raise ArchiveError(
+            f"{name}: unpacks to {total / 1024**2:,.0f} MB, more than the "
+            f"{MAX_UNCOMPRESSED_BYTES // 1024**2:,} MB allowed (a zip bomb?); refused."
+        )
+    files = []
+    for info in infos:
+        _entry_parts(info.filename)
+        if _is_symlink(info):
+            raise ArchiveError(f"Archive entry '{info.filename}' is a symbolic link; refused.")
+        if info.flag_bits & 0x1:
+            raise ArchiveError(f"Archive entry '{info.filename}' is password-protected; refused.")
+        if not info.is_dir():
+            files.append(info)
+    if not files:
+        raise ArchiveError(f"{name}: the archive is empty.")
+    return files
+
+
+def extract_archive(data: bytes, dest: Path, name: str = "archive") -> None:
+    """Unpack a zip into `dest` after `check_archive`; never writes outside `dest`."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError):
+        raise ArchiveError(f"{name}: not a zip archive.") from None
+    with zf:
+        files = check_archive(zf, name)
+        root = dest.resolve()
+        written = 0
+        for info in files:
+            target = root.joinpath(*_entry_parts(info.filename))
+            # Belt and braces: the checked parts cannot escape, but verify the real path.
+            if not target.resolve().is_relative_to(root):
+                raise ArchiveError(f"Archive entry '{info.filename}' points outside the archive.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with zf.open(info) as src, open(target, "xb") as out:
+                    # Count the bytes really written: the sizes in the directory can lie.
+                    while chunk := src.read(_COPY_CHUNK):
+                        written += len(chunk)
+                        if written > MAX_UNCOMPRESSED_BYTES:
+                            raise ArchiveError(
+                                f"{name}: unpacks to more than "
+                                f"{MAX_UNCOMPRESSED_BYTES // 1024**2:,} MB (a zip bomb?); refused."
+                            )
+                        out.write(chunk)
+            except FileExistsError:
+                raise ArchiveError(f"{name}: entry '{info.filename}' appears twice.") from None
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
+                    NotImplementedError, RuntimeError) as exc:
+                # A corrupt or unsupported entry: the archive as a whole is unusable.
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise ArchiveError(f"{name}: entry '{info.filename}' cannot be read ({reason}).") from None
+
+
+def load_zip(data: bytes, name: str, workspace: SessionWorkspace) -> ImageFolder:
+    """Unpack an uploaded zip of class folders into the workspace and validate it
+    (ArchiveError for the zip itself, ImageFolderError for what it holds)."""
+    dest = workspace.new_folder("upload")
+    try:
+        extract_archive(data, dest, name)
+        return scan_class_folders(dest, name)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)  # a refused archive leaves nothing behind
+        raise
+
+
+# ---------------------------------------------------------------------------------------
+# A demo dataset (offline)
+
+DEMO_CLASSES = {"cat": "chelsea", "coffee": "coffee", "rocket": "rocket"}
+
+
+def demo_archive(per_class: int = 20, size: int = 96, seed: int = 0,
+                 classes: dict[str, str] | None = None) -> bytes:
+    """A zip of class folders made of random crops of real sample photos.
+
+    Each class is ONE photo (scikit-image's cat, coffee cup, rocket) cut into `per_class`
+    random square crops (40-90 % of the short side, some mirrored), saved as JPEG. Real
+    pixels, clearly different classes, no download: for trying the page and for tests. It is
+    not a real dataset: every crop of a class shares one scene.
+    """
+    from PIL import Image
+
+    from cnnlab.vision.images import sample_photo
+
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for class_name, photo in (classes or DEMO_CLASSES).items():
+            img = sample_photo(photo)
+            w, h = img.size
+            for i in range(per_class):
+                side = int(min(w, h) * rng.uniform(0.4, 0.9))
+                left = int(rng.integers(0, w - side + 1))
+                top = int(rng.integers(0, h - side + 1))
+                crop = img.crop((left, top, left + side, top + side)).resize(
+                    (size, size), Image.Resampling.BILINEAR)
+                if rng.random() < 0.5:
+                    crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                out = io.BytesIO()
+                crop.save(out, format="JPEG", quality=90)
+                zf.writestr(f"{class_name}/{class_name}_{i:03d}.jpg", out.getvalue())
+    return buffer.getvalue()
