@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from cnnlab.calc import charts as calc_charts
-from cnnlab.calc import presets
+from cnnlab.calc import presets, report
 from cnnlab.calc.analysis import ModelStats, analyze
 from cnnlab.calc.fit import fit_options
 from cnnlab.calc.grammar import (
@@ -25,14 +25,6 @@ from cnnlab.calc.grammar import (
     rows_to_layers,
 )
 from cnnlab.calc.memory import DTYPES, GB, MEMORY_ASSUMPTIONS, OPTIMIZER_SLOTS
-from cnnlab.calc.report import (
-    fit_rows,
-    format_bytes,
-    seed_exercise_note,
-    stats_rows,
-    totals,
-    training_rows,
-)
 from cnnlab.calc.spec import ACTIVATIONS, KINDS, PADDINGS, LayerSpec, SpecError
 from cnnlab.ui.navigation import ensure_app_navigation
 
@@ -207,7 +199,7 @@ def text_ui(config: presets.CalcConfig) -> None:
 def totals_ui(stats: ModelStats, gpu_bytes: float) -> None:
     st.subheader("Totals")
     cells = [*st.columns(3), *st.columns(3)]
-    for cell, total in zip(cells, totals(stats, gpu_bytes), strict=True):
+    for cell, total in zip(cells, report.totals(stats, gpu_bytes), strict=True):
         if total.delta is None:
             cell.metric(total.label, total.value, help=total.help)
         else:
@@ -218,13 +210,13 @@ def totals_ui(stats: ModelStats, gpu_bytes: float) -> None:
 
 def seed_exercise_ui(config: presets.CalcConfig, stats: ModelStats) -> None:
     if presets.match_preset(config.input_shape, config.layers) == "seed exercise":
-        st.info(seed_exercise_note(stats), icon=":material/school:")
+        st.info(report.seed_exercise_note(stats), icon=":material/school:")
 
 
 def per_layer_ui(stats: ModelStats) -> None:
     st.subheader("Per layer")
     st.dataframe(
-        pd.DataFrame(stats_rows(stats)), hide_index=True, width="stretch",
+        pd.DataFrame(report.stats_rows(stats)), hide_index=True, width="stretch",
         column_config={
             "params": st.column_config.NumberColumn(format="localized"),
             "trainable": st.column_config.NumberColumn(format="localized"),
@@ -241,7 +233,7 @@ def per_layer_ui(stats: ModelStats) -> None:
 def training_memory_ui(stats: ModelStats, gpu_bytes: float) -> None:
     st.subheader("Training memory")
     st.dataframe(
-        pd.DataFrame(training_rows(stats.memory)), hide_index=True, width="stretch",
+        pd.DataFrame(report.training_rows(stats.memory)), hide_index=True, width="stretch",
         column_config={"MB": st.column_config.NumberColumn(format="%.2f", width="small"),
                        "how": st.column_config.TextColumn(width="large")})
     st.plotly_chart(calc_charts.memory_vs_batch_figure(stats, gpu_bytes), width="stretch")
@@ -249,11 +241,11 @@ def training_memory_ui(stats: ModelStats, gpu_bytes: float) -> None:
 
 def make_it_fit_ui(config: presets.CalcConfig, stats: ModelStats, gpu_bytes: float) -> None:
     st.subheader("Make it fit")
-    st.caption(f"Training needs {format_bytes(stats.training_bytes)}; the GPU has "
+    st.caption(f"Training needs {report.format_bytes(stats.training_bytes)}; the GPU has "
                f"{config.gpu_gb:g} GB. Each remedy alone, at the smallest change that fits:")
     options = fit_options(config.input_shape, config.layers, batch=config.batch,
                           dtype=config.dtype, optimizer=config.optimizer, gpu_bytes=gpu_bytes)
-    st.dataframe(pd.DataFrame(fit_rows(options)), hide_index=True, width="stretch",
+    st.dataframe(pd.DataFrame(report.fit_rows(options)), hide_index=True, width="stretch",
                  column_config={"fits": st.column_config.CheckboxColumn("fits")})
 
 
