@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 
-from cnnlab.train.datasets import DEBIAN_FASHION_DIR, fashion_from_idx  # noqa: E402
-from cnnlab.train.jobs import JobManager  # noqa: E402
-from cnnlab.train.training import TrainConfig, job_for  # noqa: E402
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.datasets import DEBIAN_FASHION_DIR, fashion_from_idx
+from cnnlab.train.jobs import JobManager, JobState
+from cnnlab.train.model import job_for
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
         manager.submit(f"bench-{mixed}", job)
         job.wait()
         snap = job.snapshot()
-        if snap.state != "done":
+        if snap.state != JobState.DONE:
             raise SystemExit(f"{config.dtype_policy}: {snap.state} {snap.error}")
         dtypes = sorted({(layer.name, layer.compute_dtype, getattr(layer, "variable_dtype", "-"))
                          for layer in job.model.layers if layer.weights})

@@ -25,9 +25,10 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 
 
 def main() -> int:
+    from cnnlab.train.config import TrainConfig
     from cnnlab.train.datasets import load_dataset
-    from cnnlab.train.jobs import JobManager, TrainingJob, TrainSetup
-    from cnnlab.train.training import TrainConfig, build_model, prepare
+    from cnnlab.train.jobs import JobManager, JobState, TrainingJob, TrainSetup
+    from cnnlab.train.model import build_model, prepare
 
     config = TrainConfig(epochs=EPOCHS)
     dataset = load_dataset("mnist")
@@ -59,7 +60,7 @@ def main() -> int:
         job.wait()
         elapsed = time.perf_counter() - start
         snap = job.snapshot()
-        assert snap.state == "done", snap.error
+        assert snap.state == JobState.DONE, snap.error
         assert len(snap.batches) == EPOCHS * snap.steps_per_epoch   # every batch streamed
         return elapsed, snap.images_per_second or 0.0
 

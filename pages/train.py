@@ -6,31 +6,37 @@ import numpy as np
 import streamlit as st
 
 from cnnlab.calc.spec import SpecError
-from cnnlab.train import charts, jobs
-from cnnlab.train import training as tr
-from cnnlab.train.export import model_bytes
+from cnnlab.errors import ConfigError
+from cnnlab.train import charts, runs
+from cnnlab.train.config import OPTIMIZERS, TrainConfig, dense_preset
+from cnnlab.train.digit import predict_one, preprocess_digit
+from cnnlab.train.inside import activation_maps, conv_layers, first_layer_filters
+from cnnlab.train.jobs import JobError, JobState, TrainingJob, shared_manager
 from cnnlab.train.metrics import TestReport
+from cnnlab.train.model import job_for, to_inputs
+from cnnlab.ui.job_progress import TRAIN_WORDING, progress_ui, progress_view
 from cnnlab.ui.navigation import ensure_app_navigation
+from cnnlab.ui.owner import browser_owner
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
-st.title("Train")
-st.markdown(
-    "The seed's network (exercise 7) trains in front of you: the loss falls batch by batch. "
-    "Training runs in the background on the server; you can leave and come back."
-)
-
-# Whose jobs: a token in the URL survives a refresh; session_state survives page switches.
-owner = jobs.browser_owner(st.query_params, st.session_state, "train")
-manager = jobs.shared_manager()
-
 PRESETS = {"Seed CNN (default)": "cnn", "Dense net, same parameter budget": "dense"}
 DATASET_NAMES = {"mnist": "MNIST digits", "fashion_mnist": "Fashion-MNIST clothes"}
+PREPARING = ("preparing: loading the data and building the model (the first run in a server "
+             "also loads TensorFlow)…")
 
 
-def config_ui() -> tr.TrainConfig | None:
+def intro_ui() -> None:
+    st.title("Train")
+    st.markdown(
+        "The seed's network (exercise 7) trains in front of you: the loss falls batch by batch. "
+        "Training runs in the background on the server; you can leave and come back."
+    )
+
+
+def config_ui() -> TrainConfig | None:
     """The configuration widgets; returns a validated config, or None after an st.error."""
-    default = tr.TrainConfig()
+    default = TrainConfig()
     top = st.columns([2, 2, 1, 1, 1])
     preset = top[0].radio("Network", list(PRESETS), key="preset", horizontal=False,
                           help="The dense net has one hidden layer sized so its parameter "
@@ -50,32 +56,35 @@ def config_ui() -> tr.TrainConfig | None:
             k1 = c[0].selectbox("Conv 1 kernel", [1, 3, 5, 7], index=1, key="k1")
             k2 = c[1].selectbox("Conv 2 kernel", [1, 3, 5, 7], index=1, key="k2")
             units = c[2].number_input("Dense units", 1, 4096, 128, key="units")
-            preset_units = default.dense_preset_units
+            preset_units = None    # the dense net would match this CNN's parameter count
         else:
             f1, f2, k1, k2, units = 32, 64, 3, 3, 128
-            preset_units = c[0].number_input("Hidden units", 1, 4096, default.dense_preset_units,
+            preset_units = c[0].number_input("Hidden units", 1, 4096,
+                                             dense_preset(default).dense_preset_units,
                                              key="preset_units")
         dropout = c[2].slider("Dropout", 0.0, 0.9, 0.0, 0.05, key="dropout",
                               help="Applied after the hidden dense layer; the seed uses none.")
-        optimizer = c[3].selectbox("Optimizer", list(tr.OPTIMIZERS), key="optimizer")
+        optimizer = c[3].selectbox("Optimizer", list(OPTIMIZERS), key="optimizer")
         lr = c[3].select_slider("Learning rate", [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
                                 value=0.001, key="lr")
         mixed = c[2].toggle("Mixed precision (float16)", key="mixed",
                             help="Seed answer 3: activations take half the memory. On a CPU "
                                  "it is slower, not faster.")
-    config = tr.TrainConfig(dataset=dataset, architecture=arch, filters=(int(f1), int(f2)),
-                            kernels=(int(k1), int(k2)), dense_units=int(units),
-                            dense_preset_units=int(preset_units), dropout=float(dropout),
-                            batch_size=int(batch), epochs=int(epochs), learning_rate=float(lr),
-                            optimizer=optimizer, seed=int(seed), mixed_precision=bool(mixed))
+    config = TrainConfig(dataset=dataset, architecture=arch, filters=(int(f1), int(f2)),
+                         kernels=(int(k1), int(k2)), dense_units=int(units),
+                         dense_preset_units=None if preset_units is None else int(preset_units),
+                         dropout=float(dropout), batch_size=int(batch), epochs=int(epochs),
+                         learning_rate=float(lr), optimizer=optimizer, seed=int(seed),
+                         mixed_precision=bool(mixed))
     try:
-        return config.validate()
-    except tr.ConfigError as exc:
+        config.validate()
+        return config
+    except ConfigError as exc:
         st.error(str(exc), icon=":material/error:")
         return None
 
 
-def calculator_ui(config: tr.TrainConfig) -> None:
+def calculator_ui(config: TrainConfig) -> None:
     """Parameters and memory from the calculator engine, before anything trains."""
     try:
         stats = config.stats()
@@ -98,12 +107,6 @@ def calculator_ui(config: tr.TrainConfig) -> None:
             hide_index=True, width="stretch")
 
 
-config = config_ui()
-if config is not None:
-    calculator_ui(config)
-
-
-
 def start_training() -> None:
     # A button callback runs before the page does, so the page draws the job (and an
     # enabled Stop button) in the same run.
@@ -111,8 +114,8 @@ def start_training() -> None:
     if config is None:
         return
     try:
-        manager.submit(owner, tr.job_for(config))
-    except (jobs.JobError, tr.ConfigError) as exc:
+        manager.submit(owner, job_for(config))
+    except (JobError, ConfigError) as exc:
         st.session_state["train_error"] = str(exc)
 
 
@@ -120,52 +123,22 @@ def stop_training() -> None:
     manager.stop(owner)
 
 
-st.session_state["train_config"] = config
-active = manager.active(owner)
-buttons = st.columns([1, 1, 4])
-buttons[0].button("Train", key="train", type="primary", icon=":material/play_arrow:",
-                  disabled=config is None or active is not None, width="stretch",
-                  on_click=start_training)
-buttons[1].button("Stop", key="stop", icon=":material/stop:", disabled=active is None,
-                  width="stretch", on_click=stop_training)
-if st.session_state.get("train_error"):
-    st.error(st.session_state.pop("train_error"), icon=":material/error:")
-counts = manager.counts()
-buttons[2].caption(f"Server: {counts['running']} of {counts['max_concurrent']} training slots "
-                   f"busy, {counts['queued']} queued (CNNLAB_MAX_JOBS).")
-
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "…"
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def draw_progress(snap: jobs.JobSnapshot) -> None:
-    if snap.state == "queued":
-        st.info(f"Queued: position {snap.queue_position} in line. Training starts when a slot "
-                "frees up.", icon=":material/hourglass_top:")
-        return
-    if snap.state == "failed":
-        st.error(f"Training failed: {snap.error}", icon=":material/error:")
-        return
-    if snap.state in ("running", "stopping") and not snap.epochs:
-        st.progress(0.0, text="preparing: loading the data and building the model (the first "
-                              "run in a server also loads TensorFlow)…")
-        return
-    ips = f"{snap.images_per_second:,.0f} images/s" if snap.images_per_second else "… images/s"
-    status = {"running": "training", "stopping": "stopping", "stopped": "stopped",
-              "done": "finished"}[snap.state]
-    text = (f"{status} · epoch {snap.epoch}/{snap.epochs} · batch {snap.batch}/"
-            f"{snap.steps_per_epoch or '…'} · {ips} · elapsed {format_seconds(snap.elapsed_s)}")
-    if snap.state in ("running", "stopping"):
-        text += f" · ETA {format_seconds(snap.eta_s)}"
-    st.progress(snap.progress, text=text)
-    if snap.info:
-        st.caption(f"Data: {snap.info.get('source')}: {snap.info.get('train_images', 0):,} "
-                   f"training, {snap.info.get('validation_images', 0):,} validation, "
-                   f"{snap.info.get('test_images', 0):,} test images.")
+def controls_ui(config: TrainConfig | None) -> TrainingJob | None:
+    """Train and Stop, and the server's training slots; returns this browser's active job."""
+    st.session_state["train_config"] = config
+    active = manager.active(owner)
+    buttons = st.columns([1, 1, 4])
+    buttons[0].button("Train", key="train", type="primary", icon=":material/play_arrow:",
+                      disabled=config is None or active is not None, width="stretch",
+                      on_click=start_training)
+    buttons[1].button("Stop", key="stop", icon=":material/stop:", disabled=active is None,
+                      width="stretch", on_click=stop_training)
+    if st.session_state.get("train_error"):
+        st.error(st.session_state.pop("train_error"), icon=":material/error:")
+    counts = manager.counts()
+    buttons[2].caption(f"Server: {counts['running']} of {counts['max_concurrent']} training "
+                       f"slots busy, {counts['queued']} queued (CNNLAB_MAX_JOBS).")
+    return active
 
 
 def live_panel() -> None:
@@ -175,10 +148,15 @@ def live_panel() -> None:
         return
     snap = job.snapshot()
     st.subheader(snap.label)
-    draw_progress(snap)
+    view = progress_view(snap, TRAIN_WORDING, preparing=(0.0, PREPARING))
+    progress_ui(view)
+    if view.training and snap.info:
+        st.caption(f"Data: {snap.info.get('source')}: {snap.info.get('train_images', 0):,} "
+                   f"training, {snap.info.get('validation_images', 0):,} validation, "
+                   f"{snap.info.get('test_images', 0):,} test images.")
     if snap.batches:
         st.plotly_chart(charts.live_figure(snap), width="stretch", key="live_chart")
-    if snap.state == "done":
+    if snap.state == JobState.DONE:
         st.success(f"Test accuracy {snap.result['test_accuracy']:.2%} on "
                    f"{snap.result['test_images']:,} test images.", icon=":material/check_circle:")
     if st.session_state.get("live_preparing") and snap.epochs and not snap.finished:
@@ -190,28 +168,16 @@ def live_panel() -> None:
         st.rerun()
 
 
-# Redraw twice a second while training. While the job is still preparing (the first run in
-# a server imports TensorFlow) poll every 2 s: Streamlit garbage-collects after every run,
-# which would slow that import down; the panel reruns the page once batches arrive.
-preparing = active is not None and not active.snapshot().epochs
-if active is not None:
-    st.session_state["live_job"] = active.id
-    st.session_state["live_preparing"] = preparing
-st.fragment(run_every=(2.0 if preparing else 0.5) if active is not None else None)(live_panel)()
-
-# ---- after training ------------------------------------------------------------------------
-latest = manager.latest(owner)
-finished = [j for j in manager.jobs_of(owner) if j.state in ("done", "stopped") and j.model]
-
-
-def analysis_of(job: jobs.TrainingJob) -> TestReport | None:
-    if "analysis" not in job.extras:
-        dataset = (job.setup.context.get("dataset") if job.setup else None)
-        if dataset is None:
-            return None
-        with st.spinner("Predicting the test set…"):
-            job.extras["analysis"] = tr.analyze_test(job.model, dataset)
-    return job.extras["analysis"]
+def live_ui(active: TrainingJob | None) -> None:
+    """The live panel, redrawn twice a second while training. While the job is still
+    preparing (the first run in a server imports TensorFlow) it polls every 2 s: Streamlit
+    garbage-collects after every run, which would slow that import down; the panel reruns
+    the page once batches arrive."""
+    preparing = active is not None and not active.snapshot().epochs
+    if active is not None:
+        st.session_state["live_job"] = active.id
+        st.session_state["live_preparing"] = preparing
+    st.fragment(run_every=(2.0 if preparing else 0.5) if active is not None else None)(live_panel)()
 
 
 def digit_grid(images: np.ndarray, captions: list[str], cols: int = 8) -> None:
@@ -222,13 +188,13 @@ def digit_grid(images: np.ndarray, captions: list[str], cols: int = 8) -> None:
             col.image(img, caption=cap, width=84, clamp=True)
 
 
-def inside_ui(job: jobs.TrainingJob, dataset, analysis: TestReport) -> None:
+def inside_ui(job: TrainingJob, dataset, analysis: TestReport) -> None:
     names = dataset.class_names
-    convs = tr.conv_layers(job.model)
+    convs = conv_layers(job.model)
     if convs:
         st.markdown("**First-layer filters** (red: positive weights, blue: negative). "
                     "Each is a 3x3 (or larger) pattern detector slid over the image.")
-        st.plotly_chart(charts.filters_figure(tr.first_layer_filters(job.model)), width="stretch",
+        st.plotly_chart(charts.filters_figure(first_layer_filters(job.model)), width="stretch",
                         key="filters")
     else:
         st.info("The dense net has no filters: every hidden unit sees all 784 pixels at once.")
@@ -238,7 +204,7 @@ def inside_ui(job: jobs.TrainingJob, dataset, analysis: TestReport) -> None:
     left, right = st.columns([1, 5])
     left.image(dataset.x_test[index], caption=f"true: {names[dataset.y_test[index]]}, "
                f"predicted: {names[analysis.y_pred[index]]}", width="stretch")
-    maps = tr.activation_maps(job.model, tr.to_inputs(dataset.x_test[index:index + 1])[0])
+    maps = activation_maps(job.model, to_inputs(dataset.x_test[index:index + 1])[0])
     with right:
         for name, m in maps:
             st.markdown(f"**{name}**: {m.shape[2]} activation maps of {m.shape[0]}x{m.shape[1]}")
@@ -283,7 +249,7 @@ def mistakes_ui(dataset, analysis: TestReport) -> None:
                 for m in analysis.mistakes()])
 
 
-def own_digit_ui(job: jobs.TrainingJob, dataset) -> None:
+def own_digit_ui(job: TrainingJob, dataset) -> None:
     from cnnlab.vision.images import UPLOAD_TYPES, ImageError, decode_image
 
     left, right = st.columns([1, 1.3])
@@ -314,7 +280,7 @@ def own_digit_ui(job: jobs.TrainingJob, dataset) -> None:
         if image is None:
             st.caption("The preprocessing steps and the network's answer appear here.")
             return
-        steps = tr.preprocess_digit(image)
+        steps = preprocess_digit(image)
         if steps.empty:
             st.warning("The image is empty: nothing to classify.")
             return
@@ -326,7 +292,7 @@ def own_digit_ui(job: jobs.TrainingJob, dataset) -> None:
                       width="stretch")
         cols[3].image(steps.centered, caption="28x28, centred by mass: what the net sees",
                       width="stretch")
-        probs = tr.predict_one(job.model, steps.x)
+        probs = predict_one(job.model, steps.x)
         names = dataset.class_names
         st.markdown(f"The network says **{names[int(np.argmax(probs))]}** "
                     f"({probs.max():.1%}).")
@@ -334,38 +300,36 @@ def own_digit_ui(job: jobs.TrainingJob, dataset) -> None:
 
 
 def compare_ui() -> None:
-    runs = [j for j in manager.jobs_of(owner) if j.state in ("done", "stopped")]
-    if not runs:
+    ended = runs.ended_runs(manager.jobs_of(owner))
+    if not ended:
         st.caption("Finished runs of this session appear here.")
         return
-    labels = {f"{j.id}: {j.label}": j for j in runs}
+    labels = {f"{j.id}: {j.label}": j for j in ended}
     chosen = st.multiselect("Runs to overlay", list(labels), default=list(labels)[-3:],
                             key="compare_runs")
-    rows = []
-    for j in runs:
-        s = j.snapshot()
-        last = s.epochs_log[-1] if s.epochs_log else {}
-        test = s.result.get("test_accuracy")
-        rows.append({"run": j.id, "configuration": s.label, "state": s.state,
-                     "parameters": f"{s.info.get('params', 0):,}",
-                     "epochs": len(s.epochs_log),
-                     "val acc.": f"{last['val_accuracy']:.1%}" if "val_accuracy" in last else "",
-                     "test acc.": f"{test:.1%}" if test is not None else "",
-                     "images/s": f"{s.images_per_second or 0:,.0f}"})
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(runs.compare_rows(ended), hide_index=True, width="stretch")
     if chosen:
         st.plotly_chart(charts.compare_figure([labels[c].snapshot() for c in chosen]),
                         width="stretch", key="compare_chart")
 
 
-if latest is not None and latest.state in ("done", "stopped") and latest.model is not None:
-    st.divider()
-    st.header("Inside the trained network")
-    dataset = latest.setup.context.get("dataset") if latest.setup else None
-    analysis = analysis_of(latest)
-    if dataset is None or analysis is None:
-        st.info("This run has no test set to look at.")
-    else:
+def download_ui(job: TrainingJob) -> None:
+    st.download_button("Download the model (.keras)", runs.keras_file(job),
+                       file_name=f"cnnlab-{job.id}.keras", icon=":material/download:",
+                       mime="application/octet-stream", key="download")
+
+
+def results_ui() -> None:
+    """After training: inside the latest run, or only the comparison of earlier runs."""
+    latest = manager.latest(owner)
+    if runs.inspectable(latest):
+        st.divider()
+        st.header("Inside the trained network")
+        dataset = runs.dataset_of(latest)
+        analysis = runs.report_of(latest, st.spinner("Predicting the test set…"))
+        if dataset is None or analysis is None:
+            st.info("This run has no test set to look at.")
+            return
         tabs = st.tabs([":material/grid_view: Filters & activations",
                         ":material/table_chart: Confusion matrix",
                         ":material/report: Worst mistakes",
@@ -382,11 +346,19 @@ if latest is not None and latest.state in ("done", "stopped") and latest.model i
             own_digit_ui(latest, dataset)
         with tabs[4]:
             compare_ui()
-        if "keras_bytes" not in latest.extras:
-            latest.extras["keras_bytes"] = model_bytes(latest.model)
-        st.download_button("Download the model (.keras)", latest.extras["keras_bytes"],
-                           file_name=f"cnnlab-{latest.id}.keras", icon=":material/download:",
-                           mime="application/octet-stream", key="download")
-elif finished:
-    st.divider()
-    compare_ui()
+        download_ui(latest)
+    elif runs.ended_runs(manager.jobs_of(owner), with_model=True):
+        st.divider()
+        compare_ui()
+
+
+intro_ui()
+# Whose jobs: a token in the URL survives a refresh; session_state survives page switches.
+owner = browser_owner(st.query_params, st.session_state, "train")
+manager = shared_manager()
+config = config_ui()
+if config is not None:
+    calculator_ui(config)
+active = controls_ui(config)
+live_ui(active)
+results_ui()

@@ -12,6 +12,7 @@ import streamlit as st
 from cnnlab.errors import ConfigError
 from cnnlab.train import jobs
 from cnnlab.train.export import model_bytes
+from cnnlab.train.jobs import TrainingJob
 from cnnlab.train.metrics import TestReport
 from cnnlab.transfer import archive, charts
 from cnnlab.transfer import image_folder as folders
@@ -29,7 +30,9 @@ from cnnlab.transfer.model import (
 )
 from cnnlab.transfer.registry import run_of, start_run
 from cnnlab.transfer.run import TransferRun
+from cnnlab.ui.job_progress import TRANSFER_WORDING, progress_ui, progress_view
 from cnnlab.ui.navigation import ensure_app_navigation
+from cnnlab.ui.owner import browser_owner
 from cnnlab.vision.custom_model import SESSION_KEY as CLASSIFY_KEY
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
@@ -43,7 +46,7 @@ st.markdown(
 )
 
 # Whose jobs: a token in the URL survives a refresh; session_state survives page switches.
-owner = jobs.browser_owner(st.query_params, st.session_state, "transfer")
+owner = browser_owner(st.query_params, st.session_state, "transfer")
 manager = jobs.shared_manager()
 
 
@@ -311,27 +314,18 @@ def stop_training() -> None:
         current.stop()
 
 
-def job_panel(job: jobs.TrainingJob, stage: str, stage_progress: float) -> None:
+def job_panel(job: TrainingJob, stage: str, stage_progress: float) -> None:
     snap = job.snapshot()
     st.subheader(snap.label)
-    if snap.state == "queued":
-        st.info(f"Queued: position {snap.queue_position}; it starts when a slot frees up.",
-                icon=":material/hourglass_top:")
-        return
-    if snap.state == "failed":
-        st.error(f"Training failed: {snap.error}", icon=":material/error:")
-        return
-    if snap.state in ("running", "stopping") and not snap.batches:
-        st.progress(stage_progress, text=stage)
+    view = progress_view(snap, TRANSFER_WORDING, preparing=(stage_progress, stage))
+    if not view.training:
+        progress_ui(view)
         return
     if "trainable" in snap.info:
         st.caption(f"Keras counts {snap.info['trainable']:,} trainable and "
                    f"{snap.info['frozen']:,} frozen parameters "
                    f"({'the head on cached features' if snap.info.get('mode') == 'fast' else 'images through the network'}).")
-    ips = f"{snap.images_per_second:,.0f} examples/s" if snap.images_per_second else ""
-    text = (f"{snap.state} · epoch {snap.epoch}/{snap.epochs} · batch {snap.batch}/"
-            f"{snap.steps_per_epoch or '…'} · {ips} · {snap.elapsed_s:.1f} s")
-    st.progress(snap.progress, text=text)
+    progress_ui(view)
     if snap.batches:
         st.plotly_chart(charts.live_figure(snap), width="stretch", key=f"transfer_live_{snap.id}")
 

@@ -69,9 +69,9 @@ def test_offline_mnist_is_the_real_sample_split_stratified():
     assert not any(x.tobytes() in train for x in ds.x_test)
     # Seeded: the same split every time; read-only because it is shared.
     y = np.repeat(np.arange(10), 50)
-    first, second = datasets.stratified_split(y, 5, 0), datasets.stratified_split(y, 5, 0)
+    first, second = datasets.split_test_per_class(y, 5, 0), datasets.split_test_per_class(y, 5, 0)
     assert np.array_equal(first[1], second[1])
-    assert not np.array_equal(first[1], datasets.stratified_split(y, 5, 1)[1])
+    assert not np.array_equal(first[1], datasets.split_test_per_class(y, 5, 1)[1])
     assert not ds.x_train.flags.writeable
     assert "4,000 training and 1,000 test images" in ds.describe()
 

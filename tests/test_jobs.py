@@ -207,3 +207,18 @@ def test_finished_runs_release_their_training_arrays(manager):
     assert job.wait(120) and job.state == "done"
     assert job.setup.x is None and job.setup.validation_data is None
     assert job.setup.info == {"source": "random test images"} and job.model is not None
+
+
+def test_a_job_stopped_before_its_start_never_trains():
+    finished = []
+    job = TrainingJob(tiny_build())
+    job.stop()                         # while queued: nothing runs yet
+    assert job.state == "queued" and job.stop_requested
+    job.start(finished.append)
+    assert job.wait(5) and job.state == "stopped" and finished == [job]
+    assert job.snapshot().batches == () and job.model is None and not job.is_alive
+    cancelled = TrainingJob(tiny_build())
+    cancelled.set_queue_position(2)
+    cancelled.cancel()                 # taken out of the queue by its manager
+    assert cancelled.wait(0) and cancelled.state == "stopped"
+    assert cancelled.snapshot().queue_position is None

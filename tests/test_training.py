@@ -10,20 +10,17 @@ from PIL import Image, ImageDraw
 from scipy.signal import correlate2d
 
 from cnnlab.calc.analysis import analyze
+from cnnlab.errors import ConfigError
+from cnnlab.train import runs
+from cnnlab.train.charts import smooth
+from cnnlab.train.config import TrainConfig, dense_preset, dense_units_for_budget
 from cnnlab.train.datasets import mnist_sample
+from cnnlab.train.digit import predict_one, preprocess_digit
 from cnnlab.train.export import load_model_bytes, model_bytes
+from cnnlab.train.inside import activation_maps, first_layer_filters
+from cnnlab.train.jobs import JobManager, TrainingJob, TrainSetup
 from cnnlab.train.metrics import confusion_matrix, worst_mistakes
-from cnnlab.train.training import (
-    ConfigError,
-    TrainConfig,
-    activation_maps,
-    build_model,
-    dense_preset,
-    first_layer_filters,
-    predict_one,
-    preprocess_digit,
-    smooth,
-)
+from cnnlab.train.model import build_model, prepare
 
 
 def test_default_is_the_seed_network_exactly():
@@ -63,6 +60,28 @@ def test_dense_preset_has_a_similar_budget():
     cnn, dense = build_model(TrainConfig()), build_model(dense_preset())
     assert [type(layer).__name__ for layer in dense.layers] == ["Flatten", "Dense", "Dense"]
     assert abs(dense.count_params() - cnn.count_params()) / cnn.count_params() < 0.01
+
+
+def test_dense_preset_units_follow_the_cnns_parameter_count():
+    # 784-h-10: (784h + h) + (10h + 10) = 795h + 10 parameters.
+    assert dense_units_for_budget(795 * 283 + 10) == 283
+    assert dense_preset().dense_preset_units == 283           # the seed CNN's 225,034
+    assert TrainConfig(architecture="dense").dense_preset_units == 283
+    edited = TrainConfig(filters=(8, 16), kernels=(5, 3), dense_units=64)
+    dense = dense_preset(edited)
+    assert dense.dense_preset_units != 283
+    cnn_params = build_model(edited).count_params()
+    # The nearest h: the budgets (both counted by Keras) differ by at most half of one
+    # hidden unit's 795 parameters.
+    assert abs(build_model(dense).count_params() - cnn_params) <= 795 / 2
+    # Units given by hand are kept.
+    assert dense_preset(TrainConfig(dense_preset_units=100)).dense_preset_units == 100
+
+
+def test_a_dense_net_without_a_cnn_to_match_is_a_config_error():
+    with pytest.raises(ConfigError, match="conv 2: a 13x13 kernel leaves no room"):
+        TrainConfig(architecture="dense", kernels=(13, 13)).validate()
+    TrainConfig(architecture="dense", kernels=(13, 13), dense_preset_units=50).validate()
 
 
 def test_memory_estimate_follows_the_options():
@@ -179,7 +198,8 @@ def test_smoothing():
 
 
 def _snapshot(losses_by_epoch: list[list[float]], val_loss: list[float]):
-    from cnnlab.train.jobs import BatchPoint, JobSnapshot
+    from cnnlab.train.jobs import JobSnapshot
+    from cnnlab.train.meter import BatchPoint
 
     points, step = [], 0
     for epoch, losses in enumerate(losses_by_epoch, start=1):
@@ -226,3 +246,46 @@ def test_mosaic_tiles_images_with_gaps():
     assert tiles.shape == (3 * 4 - 1, 2 * 4 - 1)
     assert np.isnan(tiles).sum() == tiles.size - 5 * 9
     assert set(np.unique(index)) == {-1, 1, 2, 3, 4, 5}
+
+
+def test_runs_compare_table_and_results_kept_with_the_run():
+    config = TrainConfig(filters=(4, 8), dense_units=16, epochs=1, batch_size=128)
+    sample = mnist_sample()
+    data = prepare(sample, config.validation_fraction, config.seed)
+
+    def build() -> TrainSetup:
+        return TrainSetup(build_model(config), data.x_train[:512], data.y_train[:512],
+                          validation_data=(data.x_val, data.y_val), epochs=1, batch_size=128,
+                          info={"params": 5_000}, context={"dataset": sample})
+
+    manager = JobManager(max_concurrent=1)
+    try:
+        job = manager.submit("alice", TrainingJob(build, seed=0, label="tiny"))
+        assert job.wait(120) and job.state == "done", job.error
+        failed = manager.submit("alice", TrainingJob(lambda: 1 / 0))
+        assert failed.wait(30) and failed.state == "failed"
+    finally:
+        manager.shutdown()
+    assert runs.ended_runs([job, failed]) == [job] and runs.inspectable(job)
+    assert not runs.inspectable(failed) and not runs.inspectable(None)
+    [row] = runs.compare_rows([job])
+    snap = job.snapshot()
+    assert row == {"run": job.id, "configuration": "tiny", "state": "done",
+                   "parameters": "5,000", "epochs": 1,
+                   "val acc.": f"{snap.epochs_log[-1]['val_accuracy']:.1%}", "test acc.": "",
+                   "images/s": f"{snap.images_per_second:,.0f}"}
+    # The test report is predicted once, inside the given context (the page's spinner).
+    entered = []
+
+    class Spinner:
+        def __enter__(self):
+            entered.append(True)
+
+        def __exit__(self, *exc):
+            return False
+
+    report = runs.report_of(job, Spinner())
+    assert runs.dataset_of(job) is sample and report.confusion.sum() == sample.n_test
+    assert runs.report_of(job, Spinner()) is report and entered == [True]
+    data_bytes = runs.keras_file(job)
+    assert runs.keras_file(job) is data_bytes and len(data_bytes) > 10_000

@@ -12,8 +12,8 @@ import os
 import sys
 import time
 
-ARCHITECTURES = ("cnn", "dense")
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+from cnnlab.train.config import ARCHITECTURES, OPTIMIZERS, TrainConfig
+from cnnlab.train.datasets import DATASETS
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -29,20 +29,24 @@ def _pair(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"),
+    seed = TrainConfig()   # the defaults: the seed's network and recipe
+    parser.add_argument("--dataset", default=seed.dataset, choices=DATASETS,
                         help="mnist (Keras download, else the offline 5,000-digit sample) or "
                              "fashion_mnist (Keras download, else Debian's IDX files)")
-    parser.add_argument("--arch", default="cnn", choices=ARCHITECTURES,
-                        help="cnn: the seed's network; dense: a dense net of similar size")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.001, help="learning rate")
-    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    parser.add_argument("--filters", type=_pair, default=(32, 64), help="conv filters, e.g. 32,64")
-    parser.add_argument("--kernels", type=_pair, default=(3, 3), help="conv kernel sides, e.g. 3,3")
-    parser.add_argument("--dense-units", type=int, default=128)
-    parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arch", default=seed.architecture, choices=ARCHITECTURES,
+                        help="cnn: the seed's network; dense: a dense net with the parameter "
+                             "budget of the CNN that --filters, --kernels and --dense-units give")
+    parser.add_argument("--epochs", type=int, default=seed.epochs)
+    parser.add_argument("--batch-size", type=int, default=seed.batch_size)
+    parser.add_argument("--lr", type=float, default=seed.learning_rate, help="learning rate")
+    parser.add_argument("--optimizer", default=seed.optimizer, choices=OPTIMIZERS)
+    parser.add_argument("--filters", type=_pair, default=seed.filters,
+                        help="conv filters, e.g. 32,64")
+    parser.add_argument("--kernels", type=_pair, default=seed.kernels,
+                        help="conv kernel sides, e.g. 3,3")
+    parser.add_argument("--dense-units", type=int, default=seed.dense_units)
+    parser.add_argument("--dropout", type=float, default=seed.dropout)
+    parser.add_argument("--seed", type=int, default=seed.seed)
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
     parser.add_argument("--offline", action="store_true",
                         help="do not try the Keras download (same as CNNLAB_OFFLINE=1)")
@@ -56,8 +60,8 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnlab.errors import ConfigError
     from cnnlab.train.datasets import DatasetUnavailable, load_dataset
-    from cnnlab.train.training import ConfigError, TrainConfig
 
     if args.save and not args.save.endswith(".keras"):
         return _fail(f"--save: the file name must end in .keras, got {args.save!r}")
@@ -69,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
             kernels=tuple(args.kernels), dense_units=args.dense_units, dropout=args.dropout,
             batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.lr,
             optimizer=args.optimizer, seed=args.seed, mixed_precision=args.mixed_precision,
-        ).validate()
+        )
+        config.validate()
     except ConfigError as exc:
         return _fail(str(exc))
     try:
@@ -81,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(config, dataset, args: argparse.Namespace) -> int:
     from cnnlab.train.export import model_bytes
-    from cnnlab.train.jobs import JobManager
-    from cnnlab.train.training import job_for
+    from cnnlab.train.jobs import JobManager, JobState
+    from cnnlab.train.model import job_for
 
     def emit(obj: dict, text: str) -> None:
         print(json.dumps(obj) if args.json else text, flush=True)
@@ -112,17 +117,17 @@ def _train(config, dataset, args: argparse.Namespace) -> int:
         job.stop()
         job.wait()
         snap = job.snapshot()
-    if snap.state == "failed":
+    if snap.state == JobState.FAILED:
         return _fail(snap.error or "training failed")
     result: dict = {"final": True, "state": snap.state, "config": config.as_dict(),
                     **snap.info, "epochs_completed": len(snap.epochs_log),
                     "images_per_second": round(snap.images_per_second or 0.0, 1),
                     "train_seconds": round(snap.elapsed_s, 2),
                     "total_seconds": round(time.monotonic() - t0, 2)}
-    if snap.state == "done":
+    if snap.state == JobState.DONE:
         result.update(snap.result)
     else:   # stopped by Ctrl-C: the partly trained model is still tested
-        from cnnlab.train.training import analyze_test
+        from cnnlab.train.inside import analyze_test
 
         result["test_accuracy"] = analyze_test(job.model, dataset).accuracy
     if args.save:

@@ -12,12 +12,23 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnlab.train.training import smooth
+from cnnlab.train.jobs import JobState
 
 TRAIN_COLOR = "#1f77b4"
 VAL_COLOR = "#d62728"
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22", "#7f7f7f")
+
+
+def smooth(values: list[float] | np.ndarray, alpha: float = 0.1) -> np.ndarray:
+    """Exponential moving average with bias correction (as TensorBoard's smoothing does)."""
+    values = np.asarray(values, np.float64)
+    out = np.empty_like(values)
+    avg = 0.0
+    for i, v in enumerate(values):
+        avg = (1 - alpha) * avg + alpha * v
+        out[i] = avg / (1 - (1 - alpha) ** (i + 1))
+    return out
 
 
 def _x_epochs(snap) -> np.ndarray:
@@ -68,7 +79,7 @@ def live_figure(snap, max_points: int = 3000) -> go.Figure:
                              name="validation accuracy", line=dict(color=VAL_COLOR, width=2),
                              marker=dict(size=9)), 1, 2)
     epochs = max(snap.epochs, 1)
-    if snap.state in ("stopped", "failed") and data["batch_x"]:
+    if snap.state in (JobState.STOPPED, JobState.FAILED) and data["batch_x"]:
         epochs = max(1.0, float(np.ceil(data["batch_x"][-1])))   # the epochs it reached
     fig.update_xaxes(title_text="epoch", range=[0, epochs + 0.05])
     fig.update_yaxes(title_text="cross-entropy", rangemode="tozero", row=1, col=1)

@@ -113,8 +113,10 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def stratified_split(y: np.ndarray, test_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, test) with exactly `test_per_class` test items of every class, seeded."""
+def split_test_per_class(y: np.ndarray, test_per_class: int,
+                         seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test) with exactly `test_per_class` test items of every class, seeded
+    (both shuffled)."""
     rng = np.random.default_rng(seed)
     train, test = [], []
     for label in np.unique(y):
@@ -135,7 +137,7 @@ def mnist_sample(seed: int = 0) -> Dataset:
     x, y = mnist_data()
     x = x.reshape(-1, 28, 28).astype(np.uint8)
     y = y.astype(np.int64)
-    train, test = stratified_split(y, SAMPLE_TEST_PER_CLASS, seed)
+    train, test = split_test_per_class(y, SAMPLE_TEST_PER_CLASS, seed)
     parts = x[train], y[train], x[test], y[test]
     _readonly(*parts)
     return Dataset("mnist", *parts,

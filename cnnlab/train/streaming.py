@@ -1,0 +1,127 @@
+"""Where a training job meets Keras: the streaming callback, and Keras kept steady in Streamlit.
+
+`streaming_callback(job)` is a Keras callback that hands every batch's and epoch's logs to
+the job (`job.record_*`, under the job's lock) and sets `model.stop_training` once
+`job.stop_requested`. It never calls Streamlit.
+
+`keras_for_training()` wraps a job's build, fit and evaluation. Living inside Streamlit:
+after EVERY script run (so every 0.5 s while a page polls a job), Streamlit calls
+`keras.backend.clear_session()` and `gc.collect(2)`
+(streamlit/runtime/scriptrunner/script_runner.py, `_clean_problem_modules` and
+`runner.postScriptGC`). clear_session replaces Keras's thread-local state for *all*
+threads (a running job would lose its dtype policy mid-build) and both collect garbage
+over TensorFlow's ~450k objects: 0.3-1 s each time, holding the GIL, which starves the
+training thread. So the first job freezes the objects that exist once TensorFlow is
+imported (`gc.freeze()`: collections skip them; they live as long as the process anyway)
+and makes clear_session a no-op while a job is training.
+
+Keras is imported only when a job trains.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+
+class StreamedJob(Protocol):
+    """What the callback needs of a job (cnnlab.train.jobs.TrainingJob)."""
+
+    @property
+    def stop_requested(self) -> bool: ...
+    def record_train_began(self) -> None: ...
+    def record_epoch_began(self, epoch: int) -> None: ...
+    def record_batch(self, batch: int, mean_loss: float, metrics: dict) -> None: ...
+    def record_epoch(self, epoch: int, logs: dict) -> None: ...
+
+
+def streaming_callback(job: StreamedJob):
+    """A keras.callbacks.Callback recording into `job` and stopping when `job.stop()` is called."""
+    import keras
+
+    class _Streaming(keras.callbacks.Callback):
+        # Not async_safe: it must run on the training thread, in step with the model.
+
+        def on_train_begin(self, logs=None):
+            job.record_train_began()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            job.record_epoch_began(epoch + 1)
+
+        def on_train_batch_end(self, batch, logs=None):
+            logs = logs or {}
+            metrics = {k: float(v) for k, v in logs.items() if k != "loss" and _is_number(v)}
+            job.record_batch(batch + 1, float(logs.get("loss", math.nan)), metrics)
+            if job.stop_requested:
+                self.model.stop_training = True
+
+        def on_test_batch_end(self, batch, logs=None):
+            # fit() still validates after a stopped epoch; cut that short too.
+            if job.stop_requested:
+                self.model.stop_evaluating = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            job.record_epoch(epoch + 1, {k: float(v) for k, v in (logs or {}).items()
+                                         if _is_number(v)})
+            if job.stop_requested:
+                self.model.stop_training = True
+
+    return _Streaming()
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+_KERAS_LOCK = threading.Lock()
+_KERAS_SETTLED = False
+_TRAINING = 0          # jobs inside build() or fit() right now (guarded by _KERAS_LOCK)
+
+
+def _training_threads(delta: int) -> int:
+    global _TRAINING
+    with _KERAS_LOCK:
+        _TRAINING += delta
+        return _TRAINING
+
+
+def _settle_keras(keras) -> None:
+    """Once per process: see the module docstring (Streamlit's post-run cleanup)."""
+    global _KERAS_SETTLED
+    with _KERAS_LOCK:
+        if _KERAS_SETTLED:
+            return
+        _KERAS_SETTLED = True
+        gc.freeze()
+        original = keras.backend.clear_session
+
+        def clear_session(*args, **kwargs):
+            if _training_threads(0) > 0:
+                return None   # a job is training: its thread-local Keras state must survive
+            return original(*args, **kwargs)
+
+        clear_session.__doc__ = original.__doc__
+        clear_session.__wrapped__ = original
+        keras.backend.clear_session = clear_session
+
+
+@contextmanager
+def keras_for_training() -> Iterator[Any]:
+    """`with keras_for_training() as keras:` the job's work; Streamlit's clean-up cannot
+    reset Keras meanwhile (see the module docstring)."""
+    import keras
+
+    _settle_keras(keras)
+    _training_threads(+1)
+    try:
+        yield keras
+    finally:
+        _training_threads(-1)
