@@ -13,6 +13,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
+from cnnlab.facts import fact
 from cnnlab.ui.navigation import ensure_app_navigation
 from cnnlab.vision import custom_model, gradcam, images, inception
 
@@ -83,7 +84,8 @@ def weights_ui() -> str | None:
         failed = st.session_state.get("classify_download_error")
         if not failed:  # the failure message below repeats how to get the weights
             st.warning(status.message, icon=":material/cloud_download:")
-        if st.button("Download the Inception v3 weights now (about 96 MB)",
+        if st.button("Download the Inception v3 weights now (about "
+                     f"{fact('inception_v3.weights_bytes').value['top'] / 1e6:.0f} MB)",
                      icon=":material/download:", key="download_weights"):
             bar = st.progress(0.0, text="Connecting…")
 

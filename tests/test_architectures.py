@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -9,7 +10,10 @@ import pytest
 
 from cnnlab.calc.analysis import analyze
 from cnnlab.calc.spec import SpecError
+from cnnlab.facts import fact
 from cnnlab.nets import builders as A
+from cnnlab.nets import summary as S
+from cnnlab.nets.network import Network
 from tests import ROOT
 from tests.keras_oracle import assert_equals_keras
 
@@ -21,7 +25,7 @@ def keras_models():
     """Each network's Keras model, built once for the module (ResNet-152 takes seconds)."""
     cache: dict[str, object] = {}
 
-    def get(net: A.Network):
+    def get(net: Network):
         if net.key not in cache:
             cache[net.key] = net.keras_model()
         return cache[net.key]
@@ -29,7 +33,7 @@ def keras_models():
     return get
 
 
-def _variants() -> list[A.Network]:
+def _variants() -> list[Network]:
     return [*A.all_networks(), A.googlenet(aux=True), A.resnet(18, conv_bias=False)]
 
 
@@ -61,15 +65,13 @@ def test_resnet50_has_keras_resnet50_parameter_count():
     assert A.resnet(50).stats().total_params == 25_636_712
 
 
-@pytest.mark.parametrize("depth, trainable", [
-    (18, 11_689_512), (34, 21_797_672), (50, 25_557_032), (101, 44_549_160), (152, 60_192_808),
-])
+@pytest.mark.parametrize("depth, trainable", fact("resnet.torchvision_params").value.items())
 def test_resnet_without_conv_bias_matches_published_torchvision_counts(depth, trainable):
     # torchvision's resnet*() count (convs without bias; BN running stats are buffers).
     assert A.resnet(depth, conv_bias=False).stats().trainable_params == trainable
 
 
-@pytest.mark.parametrize("depth, gmacs", [(18, 1.8), (34, 3.6), (50, 3.8), (101, 7.6), (152, 11.3)])
+@pytest.mark.parametrize("depth, gmacs", fact("resnet.flops").value.items())
 def test_resnet_flops_match_paper_table_1(depth, gmacs):
     # He et al. 2015, Table 1 "FLOPs" are multiply-adds.
     assert A.resnet(depth).stats().total_macs / 1e9 == pytest.approx(gmacs, rel=0.03)
@@ -94,10 +96,7 @@ def test_lenet5_parameters():
     assert stats.output_shape == (10,)
 
 
-@pytest.mark.parametrize("module, mops", [
-    ("3a", 128), ("3b", 304), ("4a", 73), ("4b", 88), ("4c", 100), ("4d", 119), ("4e", 170),
-    ("5a", 54), ("5b", 71),
-])
+@pytest.mark.parametrize("module, mops", fact("googlenet.table1_ops").value.items())
 def test_googlenet_module_ops_match_paper_table_1(module, mops):
     net = A.googlenet()
     block = next(b for b in net.blocks if b.name == f"inception_{module}")
@@ -112,8 +111,9 @@ def test_googlenet_shapes_and_budget():
     assert stats["inception_3a_output"].output_shape == (28, 28, 256)
     assert stats["inception_4e_output"].output_shape == (14, 14, 832)
     assert stats["inception_5b_output"].output_shape == (7, 7, 1024)
-    # "a computational budget of 1.5 billion multiply-adds at inference time"
-    assert net.stats().total_macs / 1e9 == pytest.approx(1.5, rel=0.06)
+    # the paper's "computational budget" of multiply-adds at inference time
+    assert net.stats().total_macs / 1e9 == pytest.approx(fact("googlenet.budget_gmacs").value,
+                                                         rel=0.06)
     # global average pooling: the classifier is the only dense layer, 1024*1000 + 1000
     dense = [s for s in net.stats().layers if s.kind == "dense"]
     assert [d.params for d in dense] == [1_025_000]
@@ -241,7 +241,7 @@ def test_block_diagram_is_drawn_from_the_spec():
 def test_overview_figure_plots_computed_parameters():
     from cnnlab.nets import charts as arch_charts
 
-    rows = A.overview()
+    rows = S.overview()
     fig = arch_charts.overview_figure(rows)
     scatter = fig.data[0]
     assert "LeNet-5" not in scatter.text and "ResNet-18" not in scatter.text  # no top-5 error
@@ -261,3 +261,100 @@ def test_calculator_presets_are_the_architectures_specs(preset, key):
     assert shape == A.network(key).input_shape
     assert [format_layer(x) for x in layers] == [format_layer(x) for x in A.network(key).layers]
     assert analyze(shape, layers).total_params == {"lenet5": 61_706, "alexnet": 60_965_224}[key]
+
+
+def test_stage_totals_add_up_the_stage_table_and_the_network():
+    net = A.resnet(50)
+    for stage in net.stages():
+        rows, totals = S.stage_table(net, stage), S.stage_totals(net, stage)
+        assert totals.layers == len(rows)
+        assert totals.params == sum(r["parameters"] for r in rows)
+        assert totals.macs / 1e6 == pytest.approx(sum(r["MMACs"] for r in rows), abs=0.005 * len(rows))
+    totals = [S.stage_totals(net, stage) for stage in net.stages()]
+    assert sum(t.params for t in totals) == net.stats().total_params
+    assert sum(t.macs for t in totals) == net.stats().total_macs
+    with pytest.raises(SpecError, match="no stage 'conv9'"):
+        S.stage_totals(net, "conv9")
+
+
+@pytest.mark.parametrize("shape, filters, stride, bottleneck, kind, shortcut_params", [
+    ((56, 56, 256), 64, 1, True, "identity", 0),
+    ((56, 56, 256), 64, 2, True, "projection", 256 * 256 + 256 + 4 * 256),    # 1x1 conv + BN
+    ((56, 56, 64), 64, 1, True, "projection", 64 * 256 + 256 + 4 * 256),      # 64 -> 4 x 64
+    ((56, 56, 64), 64, 1, False, "identity", 0),
+    ((56, 56, 64), 128, 2, False, "projection", 64 * 128 + 128 + 4 * 128),
+])
+def test_residual_unit_summary_finds_the_projection(shape, filters, stride, bottleneck, kind,
+                                                    shortcut_params):
+    unit = S.residual_unit_summary(shape, filters, stride=stride, bottleneck=bottleneck)
+    assert unit.shortcut == kind
+    assert unit.shortcut_params == shortcut_params
+    assert unit.stats == analyze(shape, A.residual_unit(S.UNIT, "input", shape[-1], filters,
+                                                        stride=stride, bottleneck=bottleneck))
+    # the same rule draws the arcs of the diagram: ResNet-50's conv3 starts with a projection
+    blocks = {b.name: b for b in S.block_summaries(A.resnet(50))}
+    assert blocks["conv3_block1"].shortcut == "projection"
+    assert blocks["conv3_block1"].shortcut_params == 256 * 512 + 512 + 4 * 512
+    assert blocks["conv3_block2"].shortcut_params == 0
+
+
+def test_compare_inception_and_layer_rows():
+    module = S.compare_inception((28, 28, 192), A.GOOGLENET_MODULES["3a"])
+    with_b = analyze((28, 28, 192), A.inception_module("m", "input", *A.GOOGLENET_MODULES["3a"]))
+    assert module.bottleneck == with_b
+    assert module.params_vs_naive == with_b.total_params - module.naive.total_params < 0
+    assert module.flops_ratio == pytest.approx(module.naive.flops / with_b.flops)
+    rows = S.layer_rows(with_b)
+    assert [r["layer"] for r in rows] == [s.name for s in with_b.layers]
+    assert sum(r["parameters"] for r in rows) == with_b.total_params
+    assert "kind" not in rows[0] and S.layer_rows(with_b, kinds=True)[0]["kind"] == "conv"
+    with pytest.raises(SpecError, match="#3x3 must be a positive integer"):
+        S.compare_inception((28, 28, 192), (64, 96, 0, 16, 32, 32))
+
+
+def test_vgg16_is_a_network_and_the_calculator_preset():
+    from cnnlab.calc.presets import PRESETS
+
+    vgg = A.network("vgg16")
+    assert vgg.depth == 16
+    assert (vgg.input_shape, list(vgg.layers)) == PRESETS["VGG16"]
+    assert "vgg16" not in [n.key for n in A.all_networks()]  # the page's list is unchanged
+
+
+def test_one_alexnet_lrn_from_the_papers_constants():
+    from cnnlab.nets import concepts
+
+    paper = fact("alexnet.lrn").value
+    lrn = [s for s in A.alexnet().layers if s.kind == "lrn"]
+    assert {(s.depth_radius, s.lrn_bias, s.alpha, s.beta) for s in lrn} == \
+        {(paper["n"] // 2, paper["k"], paper["alpha"], paper["beta"])}
+    # one definition: the LRN experiment's defaults are the builder's
+    assert concepts.ALEXNET_LRN is A.ALEXNET_LRN
+    defaults = inspect.signature(concepts.lrn_experiment).parameters
+    assert [defaults[k].default for k in ("depth_radius", "bias", "alpha", "beta")] == \
+        [A.ALEXNET_LRN[k] for k in ("depth_radius", "lrn_bias", "alpha", "beta")]
+
+
+def test_page_text_cites_every_published_number_it_shows():
+    from cnnlab.nets import page_text
+
+    resnet = " ".join(page_text.inventions("resnet34"))
+    table2 = fact("resnet.table2_top1_error")
+    for value in table2.value.values():
+        assert f"{value}%" in resnet
+    assert table2.citation in resnet
+    alexnet = " ".join(page_text.inventions("alexnet"))
+    for key in ("alexnet.relu_speedup", "alexnet.gpu_memory_gb", "alexnet.lrn_top5_gain",
+                "alexnet.augmentation"):
+        assert fact(key).citation in alexnet, key
+    crops = fact("alexnet.augmentation").value
+    assert f"({crops['factor']:,} versions" in alexnet  # computed from the crop sizes
+    assert fact("lenet5.mnist_test_error").citation in page_text.overview_caption()
+    assert "Section II.B" in page_text.paper_caption(A.lenet5())
+    assert fact("alexnet.lrn").citation in page_text.lrn_caption()
+    assert "alpha=1e-4" in page_text.lrn_caption()
+    rows = {r["network"]: r for r in S.overview()}
+    assert rows["ResNet-152"]["top-5 source"] == "He et al. 2015, Table 3; Table 5"
+    assert rows["LeNet-5"]["top-5 source"] is None
+    with pytest.raises(SpecError, match="unknown network"):
+        page_text.inventions("vgg99")

@@ -6,6 +6,7 @@ import pytest
 
 from cnnlab.calc.analysis import analyze
 from cnnlab.calc.spec import INPUT_NAME
+from cnnlab.facts import fact
 from cnnlab.nets import builders as A
 from cnnlab.vision import images
 from tests.apptest import app_at, run_isolated
@@ -43,6 +44,11 @@ def test_overview_table_has_computed_numbers(at):
     assert list(by_name.index) == [n.title for n in A.all_networks()]
     text = " ".join(m.value for m in at.markdown)
     assert "1x1 bottlenecks: module 3a on 28x28x192 has 163,696 parameters" in text
+    # published numbers come with where they are published
+    assert by_name.loc["AlexNet", "top-5 source"] == fact("alexnet.top5_error").citation
+    assert f"{fact('resnet.table2_top1_error').citation})" in text
+    captions = " ".join(c.value for c in at.caption)
+    assert fact("lenet5.mnist_test_error").citation in captions
 
 
 def test_block_diagram_stage_picker_lists_layers(at):

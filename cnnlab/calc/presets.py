@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from cnnlab.calc.grammar import format_layer, parse_input_shape, parse_layer
 from cnnlab.calc.memory import DTYPES, OPTIMIZER_SLOTS
 from cnnlab.calc.spec import LayerSpec, SpecError
+from cnnlab.nets.builders import alexnet as alexnet_network
+from cnnlab.nets.builders import lenet5 as lenet5_network
+from cnnlab.nets.builders import vgg16 as vgg16_network
 
 
 def _conv(filters: int, kernel: int, stride: int = 1, padding: str = "valid",
@@ -42,9 +45,7 @@ def seed_exercise() -> tuple[tuple[int, int, int], list[LayerSpec]]:
 def lenet5() -> tuple[tuple[int, int, int], list[LayerSpec]]:
     """LeNet-5 (LeCun et al., 1998), the Architectures page's spec: tanh, average pooling,
     C5 as a 5x5 conv to 120 maps. 61,706 parameters."""
-    from cnnlab.nets.builders import lenet5 as network
-
-    net = network()
+    net = lenet5_network()
     return net.input_shape, _canonical(net.layers)
 
 
@@ -52,9 +53,7 @@ def alexnet() -> tuple[tuple[int, int, int], list[LayerSpec]]:
     """AlexNet (Krizhevsky et al., 2012), the Architectures page's spec: 227x227 input, LRN
     after conv1 and conv2, conv2/4/5 split in two groups (the paper's two GPUs).
     60,965,224 parameters."""
-    from cnnlab.nets.builders import alexnet as network
-
-    net = network()
+    net = alexnet_network()
     return net.input_shape, _canonical(net.layers)
 
 
@@ -72,18 +71,8 @@ def seed_mnist_cnn() -> tuple[tuple[int, int, int], list[LayerSpec]]:
 def vgg16() -> tuple[tuple[int, int, int], list[LayerSpec]]:
     """VGG16 (Simonyan & Zisserman, 2014) as keras.applications.VGG16: 138,357,544
     parameters."""
-    layers: list[LayerSpec] = []
-    for block, (filters, convs) in enumerate(((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)),
-                                             start=1):
-        for i in range(1, convs + 1):
-            layers.append(_conv(filters, 3, padding="same", name=f"block{block}_conv{i}"))
-        layers.append(LayerSpec("maxpool", kernel=(2, 2), strides=(2, 2),
-                                name=f"block{block}_pool"))
-    layers += [LayerSpec("flatten", name="flatten"),
-               LayerSpec("dense", units=4096, activation="relu", name="fc1"),
-               LayerSpec("dense", units=4096, activation="relu", name="fc2"),
-               LayerSpec("dense", units=1000, activation="softmax", name="predictions")]
-    return (224, 224, 3), layers
+    net = vgg16_network()
+    return net.input_shape, list(net.layers)
 
 
 PRESETS: dict[str, tuple[tuple[int, int, int], list[LayerSpec]]] = {

@@ -12,7 +12,8 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnlab.nets.builders import BlockSummary, Network, block_summaries
+from cnnlab.nets.network import Network
+from cnnlab.nets.summary import BlockSummary, block_summaries
 
 KIND_COLOURS = {
     "stem": "#8d99ae", "conv": "#4c78a8", "dense": "#b279a2", "inception": "#f58518",

@@ -7,8 +7,9 @@
 3. Local Response Normalization (seed answer 5): `tf.nn.local_response_normalization` on real
    feature maps, with the paper's formula as a numpy reference.
 
-Only numpy and Pillow at import time; TensorFlow / Keras load inside the functions that run an
-experiment, so the page can draw its first content before TensorFlow is imported.
+Only numpy, Pillow and the pure-Python specs at import time; TensorFlow / Keras load inside the
+functions that run an experiment, so the page can draw its first content before TensorFlow is
+imported.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.nets.builders import ALEXNET_LRN
+
 # ITU-R BT.601 luma weights: how the filter bank turns RGB into brightness.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-# AlexNet (Krizhevsky et al. 2012, section 3.3): k=2, n=5, alpha=1e-4, beta=0.75. TF sums
-# over depth_radius channels on each side (n = 2*depth_radius + 1) and, like the paper's
-# formula, does not divide alpha by n.
-ALEXNET_LRN = {"depth_radius": 2, "bias": 2.0, "alpha": 1e-4, "beta": 0.75}
 
 
 def prepare_photo(image: Any, size: int = 128) -> np.ndarray:
@@ -257,9 +256,11 @@ def lrn_reference(maps: np.ndarray, depth_radius: int, bias: float, alpha: float
     return (a / (bias + alpha * sums) ** beta).astype(np.float32)
 
 
-def lrn(maps: np.ndarray, depth_radius: int = 2, bias: float = 2.0, alpha: float = 1e-4,
-        beta: float = 0.75) -> np.ndarray:
-    """`tf.nn.local_response_normalization` on (H, W, C) maps."""
+def lrn(maps: np.ndarray, depth_radius: int = ALEXNET_LRN["depth_radius"],
+        bias: float = ALEXNET_LRN["lrn_bias"], alpha: float = ALEXNET_LRN["alpha"],
+        beta: float = ALEXNET_LRN["beta"]) -> np.ndarray:
+    """`tf.nn.local_response_normalization` on (H, W, C) maps (AlexNet's constants unless
+    given)."""
     import tensorflow as tf
 
     check_lrn_args(depth_radius, bias, alpha, beta)
@@ -293,8 +294,9 @@ class LRNExperiment:
     max_abs_error: float        # |tf - numpy formula|, a live check of the formula shown
 
 
-def lrn_experiment(maps: np.ndarray, depth_radius: int = 2, bias: float = 2.0,
-                   alpha: float = 1e-4, beta: float = 0.75) -> LRNExperiment:
+def lrn_experiment(maps: np.ndarray, depth_radius: int = ALEXNET_LRN["depth_radius"],
+                   bias: float = ALEXNET_LRN["lrn_bias"], alpha: float = ALEXNET_LRN["alpha"],
+                   beta: float = ALEXNET_LRN["beta"]) -> LRNExperiment:
     after = lrn(maps, depth_radius, bias, alpha, beta)
     reference = lrn_reference(maps, depth_radius, bias, alpha, beta)
     # The strongest position away from the zero-padded border, where inhibition is largest.
