@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from cnnlab.errors import ConfigError
+from cnnlab.facts import fact
 from cnnlab.train import jobs
 from cnnlab.train.export import model_bytes
 from cnnlab.train.jobs import TrainingJob
@@ -210,7 +211,8 @@ def base_weights_ui() -> BaseWeights:
         from cnnlab.vision import inception
 
         if inception.weights_status(include_top=False).source == "download" and st.button(
-                "Download the ImageNet weights (about 88 MB)", icon=":material/download:",
+                "Download the ImageNet weights (about "
+                f"{fact('inception_v3.weights_bytes').value['notop'] / 1e6:.0f} MB)", icon=":material/download:",
                 key="transfer_download"):
             bar = st.progress(0.0, text="Downloading…")
             try:
