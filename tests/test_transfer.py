@@ -245,6 +245,32 @@ def test_pixels_are_the_classify_preprocessing(workspace):
     assert np.array_equal(folders.to_model_input(pixels)[1], expected)
 
 
+def test_split_images_decode_stop_and_release(workspace):
+    ds = archive.load_zip(archive.demo_archive(per_class=5, size=80), "demo.zip", workspace)
+    split = folders.split_by_fraction(ds.labels, 0.2, 0.2, seed=1)
+    images = folders.SplitImages(ds, split, SIZE)
+    assert len(images) == len(ds) == 15
+    assert images.test_names == [ds.relative_name(i) for i in split.test]
+    assert not images.decode(lambda: True) and images.pixels == {}
+    calls = []
+    assert images.decode(lambda: False, lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 15), (9, 15), (12, 15)]  # before each part: 9 train, 3 val, 3 test
+    assert np.array_equal(images.pixels["val"],
+                          folders.load_pixels([ds.paths[i] for i in split.val], SIZE))
+    images.release_training()
+    assert set(images.pixels) == {"test"}
+
+
+def test_fast_mode_speedup_from_timings():
+    from cnnlab.transfer.cost import fast_mode_speedup
+
+    # 2 s for 100 images through the base; 70 training images in batches of 32: 3 steps.
+    speed = fast_mode_speedup(2.0, 100, [5.0, 0.01, 0.03, 0.02], n_train=70, batch_size=32)
+    assert speed == pytest.approx({"uncached_epoch_s": 1.4, "cached_epoch_s": 0.06,
+                                   "ratio": 1.4 / 0.06, "features_s": 2.0})
+    assert fast_mode_speedup(2.0, 100, [5.0], 70, 32) is None  # the first step traces
+
+
 def test_report_matches_sklearn():
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_score, recall_score
 

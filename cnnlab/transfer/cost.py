@@ -1,9 +1,12 @@
-"""What a run costs on a CPU: the images it sends through the Inception v3 base, per mode.
+"""What a run costs on a CPU: the images it sends through the Inception v3 base, per mode,
+and the speed-up fast mode measured.
 
-Pure arithmetic on a `TransferConfig` and the split's sizes (no Keras).
+Pure arithmetic on a `TransferConfig`, the split's sizes and timings (no Keras).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from cnnlab.transfer.config import TransferConfig
 from cnnlab.transfer.model import BOTTLENECK_WIDTH
@@ -40,3 +43,23 @@ def describe_base_passes(config: TransferConfig, n_train: int, n_val: int, n_tes
     return (f"This run sends **{passes['total']:,} images** through Inception v3: every image "
             f"once for its bottleneck features ({passes['features']:,}){training}{phase2}. "
             f"{config.other_mode.mode.capitalize()} mode would send {other['total']:,}.")
+
+
+def fast_mode_speedup(features_s: float, features_images: int, step_seconds: list[float],
+                      n_train: int, batch_size: int) -> dict[str, float] | None:
+    """Fast mode, measured: one pass of the training images through the frozen base (what
+    every uncached epoch repeats) against a cached head epoch.
+
+    `features_s` is the time the bottleneck pass took for `features_images` images;
+    `step_seconds` the head's training steps. The cached epoch is the median step times the
+    steps per epoch; the very first step is left out (it traces the graph), so at least two
+    steps are needed (None otherwise).
+    """
+    steps = step_seconds[1:]
+    if not steps or features_images <= 0:
+        return None
+    uncached_epoch = features_s / features_images * n_train
+    cached_epoch = float(np.median(steps)) * -(-n_train // batch_size)
+    return {"uncached_epoch_s": uncached_epoch, "cached_epoch_s": cached_epoch,
+            "ratio": uncached_epoch / cached_epoch if cached_epoch > 0 else float("inf"),
+            "features_s": features_s}

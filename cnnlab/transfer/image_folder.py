@@ -8,7 +8,7 @@ Symbolic links are never followed. Pillow and numpy only; no TensorFlow here.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -311,3 +311,46 @@ def load_pixels(paths: Sequence[Path], size: int) -> np.ndarray:
 def to_model_input(pixels: np.ndarray) -> np.ndarray:
     """uint8 pixels → float32 in [-1, 1] (Inception's `preprocess_input`, mode "tf")."""
     return scale_to_unit_range(pixels)
+
+
+PARTS = ("train", "val", "test")
+
+
+class SplitImages:
+    """One run's images: per part of the split, the files, labels and (once decoded) pixels.
+
+    The training and validation pixels can be released once the run is over; the test
+    images stay for the gallery of mistakes.
+    """
+
+    def __init__(self, dataset: ImageFolder, split: Split, size: int) -> None:
+        self.size = size
+        self.paths = {part: [dataset.paths[i] for i in getattr(split, part)] for part in PARTS}
+        self.labels = {part: dataset.labels[getattr(split, part)] for part in PARTS}
+        self.test_names = [dataset.relative_name(i) for i in split.test]
+        self.pixels: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.paths.values())
+
+    def decode(self, stop: Callable[[], bool],
+               on_progress: Callable[[int, int], None] | None = None) -> bool:
+        """`load_pixels` for every part not decoded yet; False when `stop()` says so first.
+        `on_progress(done, total)` is called before each part."""
+        total, done = len(self), 0
+        for part in PARTS:
+            if part in self.pixels:
+                done += len(self.pixels[part])
+                continue
+            if stop():
+                return False
+            if on_progress is not None:
+                on_progress(done, total)
+            self.pixels[part] = load_pixels(self.paths[part], self.size)
+            done += len(self.pixels[part])
+        return True
+
+    def release_training(self) -> None:
+        """Drop the training and validation pixels (the test pixels stay)."""
+        for part in ("train", "val"):
+            self.pixels.pop(part, None)

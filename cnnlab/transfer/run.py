@@ -20,8 +20,9 @@ from cnnlab.train.jobs import JobManager, JobState, TrainingJob, TrainSetup
 from cnnlab.train.metrics import TestReport, predict_probs, test_report
 from cnnlab.transfer.callbacks import batch_timer
 from cnnlab.transfer.config import TransferConfig
+from cnnlab.transfer.cost import fast_mode_speedup
 from cnnlab.transfer.features import FeatureCache, batch_stream, bottleneck_features
-from cnnlab.transfer.image_folder import ImageFolder, Split, load_pixels, to_model_input
+from cnnlab.transfer.image_folder import PARTS, ImageFolder, Split, SplitImages, to_model_input
 from cnnlab.transfer.model import (
     BOTTLENECK_WIDTH,
     BaseWeights,
@@ -37,7 +38,6 @@ from cnnlab.transfer.model import (
 if TYPE_CHECKING:
     import keras
 
-PARTS = ("train", "val", "test")
 Features = dict[str, np.ndarray]  # part -> (n, 2048) bottleneck features
 
 
@@ -73,9 +73,10 @@ class TransferRun:
         self.class_names = list(dataset.class_names)
         self.cache = cache if cache is not None else FeatureCache()
         self._dataset_key = dataset.fingerprint()
-        self._paths = {part: [dataset.paths[i] for i in getattr(split, part)] for part in PARTS}
-        self.labels = {part: dataset.labels[getattr(split, part)] for part in PARTS}
-        self.test_names = [dataset.relative_name(i) for i in split.test]
+        self.images = SplitImages(dataset, split, config.image_size)
+        # The page and the tests read these (the same objects as the images'):
+        self.labels, self.pixels = self.images.labels, self.images.pixels
+        self.test_names = self.images.test_names
         self.image_size = config.image_size
         self._lock = threading.Lock()
         self._stage = "waiting to start"
@@ -87,7 +88,6 @@ class TransferRun:
         self.base: keras.Model | None = None
         self.head_model: keras.Model | None = None
         self.parameters: dict[str, ParameterCounts] = {}
-        self.pixels: dict[str, np.ndarray] = {}
         self.phase1 = phase_job(self._build_phase1, config, 1)
         self.phase2: TrainingJob | None = None
 
@@ -157,8 +157,7 @@ class TransferRun:
         """Once finished: drop the training and validation pixels (the test images stay for
         the misclassified gallery)."""
         if self.finished:
-            for part in ("train", "val"):
-                self.pixels.pop(part, None)
+            self.images.release_training()
 
     # ---- phase 1, in the worker thread --------------------------------------------------------
     def _build_phase1(self) -> TrainSetup:
@@ -169,7 +168,9 @@ class TransferRun:
             return job.state in (JobState.STOPPING, JobState.STOPPED)
 
         self._build_model()
-        if not self._load_data(stop):
+        size = f"{self.image_size}x{self.image_size}"
+        if not self.images.decode(stop, lambda done, total: self._set_stage(
+                f"decoding {total} images at {size}", done / max(total, 1))):
             return self._stopped_setup()
         # Both modes need the training features once: the head's standardisation is set from
         # them (fast mode also trains on them). They are cached per dataset/size/weights.
@@ -204,22 +205,6 @@ class TransferRun:
     def _stopped_setup(self) -> TrainSetup:
         # The runner sees the stop request right after build() and ends as "stopped".
         return TrainSetup(model=self.model, x=np.zeros((0, 1)), epochs=0)
-
-    def _load_data(self, stop: Callable[[], bool]) -> bool:
-        """Decode every image of the split at the run's size (False when stopped)."""
-        total = sum(len(p) for p in self._paths.values())
-        done = 0
-        for part in PARTS:
-            if part in self.pixels:
-                done += len(self.pixels[part])
-                continue
-            if stop():
-                return False
-            self._set_stage(f"decoding {total} images at {self.image_size}x{self.image_size}",
-                            done / max(total, 1))
-            self.pixels[part] = load_pixels(self._paths[part], self.image_size)
-            done += len(self.pixels[part])
-        return True
 
     def _features(self, stop: Callable[[], bool]) -> Features | None:
         """Every image's bottleneck features, from the cache or once through the base."""
@@ -305,19 +290,10 @@ class TransferRun:
 
     # ---- speed-up of fast mode --------------------------------------------------------------
     def speedup(self) -> dict[str, float] | None:
-        """Fast mode, measured: one pass of the training images through the frozen base (what
-        every uncached epoch repeats) against a cached head epoch.
-
-        The cached epoch is the median training step times the steps per epoch; the very first
-        step is left out (it traces the graph), so at least two steps are needed.
-        """
-        steps = self.batch_seconds[1][1:]
-        if self.config.mode != "fast" or "features_images" not in self.timings or not steps:
+        """Fast mode's measured speed-up (`cost.fast_mode_speedup`); None in full mode, when
+        the features came from the cache, or before the second training step."""
+        if self.config.mode != "fast" or "features_images" not in self.timings:
             return None
-        per_image = self.timings["features_s"] / self.timings["features_images"]
-        n_train = len(self.labels["train"])
-        uncached_epoch = per_image * n_train
-        cached_epoch = float(np.median(steps)) * -(-n_train // self.config.batch_size)
-        return {"uncached_epoch_s": uncached_epoch, "cached_epoch_s": cached_epoch,
-                "ratio": uncached_epoch / cached_epoch if cached_epoch > 0 else float("inf"),
-                "features_s": self.timings["features_s"]}
+        return fast_mode_speedup(self.timings["features_s"], int(self.timings["features_images"]),
+                                 self.batch_seconds[1], len(self.labels["train"]),
+                                 self.config.batch_size)
