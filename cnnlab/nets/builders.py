@@ -55,6 +55,7 @@ def _alexnet_lrn() -> dict[str, float | int]:
 
 
 ALEXNET_LRN = _alexnet_lrn()
+ALEXNET_INPUT = 227  # the paper's 224 does not give its 55x55 conv1 maps (see alexnet())
 
 
 # ------------------------------------------------------------------------------ blocks
@@ -233,10 +234,19 @@ def alexnet() -> Network:
         s.add("dropout", "drop7", rate=0.5)
     with s.block("fc8", "fc8", "head"):
         s.add("dense", "fc8", units=1000, activation="softmax")
-    return Network("alexnet", "AlexNet", (227, 227, 3), tuple(s.layers), tuple(s.blocks),
-                   _paper("krizhevsky2012", "alexnet"), notes=(
-                       "Input 227x227: the paper says 224, but 11x11 kernels at stride 4 give "
-                       "its 55x55 maps only from 227.",))
+    return Network("alexnet", "AlexNet", (ALEXNET_INPUT, ALEXNET_INPUT, 3), tuple(s.layers),
+                   tuple(s.blocks), _paper("krizhevsky2012", "alexnet"),
+                   notes=(_alexnet_input_note(s.layers[0]),))
+
+
+def _alexnet_input_note(conv1: LayerSpec) -> str:
+    """Why the input is 227, not the paper's 224 (its crops, Section 4.1): only 227 gives conv1
+    the paper's 55x55 maps."""
+    k, stride = conv1.kernel[0], conv1.strides[0]
+    paper = fact("alexnet.augmentation").value["crop"]
+    out = (ALEXNET_INPUT - k) // stride + 1
+    return (f"Input {ALEXNET_INPUT}x{ALEXNET_INPUT}: the paper says {paper}, but {k}x{k} kernels "
+            f"at stride {stride} give its {out}x{out} maps only from {ALEXNET_INPUT}.")
 
 
 def googlenet(aux: bool = False) -> Network:

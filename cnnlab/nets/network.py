@@ -3,7 +3,7 @@ into blocks and stages, and the paper it comes from.
 
 The calculator computes parameters, FLOPs and memory from `Network.layers`;
 `calc.keras_oracle.to_keras` builds the Keras model from the same list. Pure Python: Keras is
-imported only by `Network.keras_model()`.
+imported only when `Network.keras_model()` builds one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cnnlab.calc.analysis import ModelStats, analyze
+from cnnlab.calc.keras_oracle import to_keras
 from cnnlab.calc.spec import INPUT_NAME, LayerSpec
 from cnnlab.facts import Fact, Source
 
@@ -79,8 +80,6 @@ class Network:
 
     def keras_model(self):
         """The Keras model built from the same specification (no weights)."""
-        from cnnlab.calc.keras_oracle import to_keras
-
         return to_keras(self.input_shape, list(self.layers))
 
     @property
