@@ -444,7 +444,8 @@ def rows_to_layers(rows: Iterable[Mapping[str, object]]) -> list[LayerSpec]:
     for row, kind, shown_name in zip(filled, kinds, shown, strict=True):
         name = row.get("name")
         # An unknown kind has no automatic name: then only an explicit one is shown.
-        where = layer_where(len(layers) + 1, shown_name if kind in KINDS or not _blank(name) else "")
+        where = layer_where(len(layers) + 1,
+                            shown_name if kind in KINDS or not _blank(name) else "")
         keys = _keys(kind)
         fields: dict[str, object] = {"name": name, "in": row.get("inputs")}
         size = row.get("filters/units")

@@ -2,7 +2,7 @@
 
 `to_keras(input_shape, layers)` uses the functional API and gives every Keras layer the
 spec's resolved name, so a test can compare each `model.get_layer(name).output.shape`
-and `model.count_params()` with `cnnlab.calc.analyze`. Keras is imported inside the
+and `model.count_params()` with `cnnlab.calc.analysis.analyze`. Keras is imported inside the
 function: importing this module costs nothing.
 """
 
