@@ -49,7 +49,6 @@ class JobState(enum.StrEnum):
         return self in FINISHED
 
 
-STATES = tuple(JobState)
 FINISHED = (JobState.STOPPED, JobState.DONE, JobState.FAILED)
 ACTIVE = (JobState.QUEUED, JobState.RUNNING, JobState.STOPPING)
 DEFAULT_MAX_JOBS = 2
