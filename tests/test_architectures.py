@@ -353,8 +353,10 @@ def test_page_text_cites_every_published_number_it_shows():
     assert "Section II.B" in page_text.paper_caption(A.lenet5())
     assert fact("alexnet.lrn").citation in page_text.lrn_caption()
     assert "alpha=1e-4" in page_text.lrn_caption()
-    rows = {r["network"]: r for r in S.overview()}
-    assert rows["ResNet-152"]["top-5 source"] == "He et al. 2015, Table 3; Table 5"
-    assert rows["LeNet-5"]["top-5 source"] is None
+    sources = page_text.top5_sources()
+    assert "ResNet-34, ResNet-50, ResNet-101: He et al. 2015, Table 3; " in sources
+    assert "ResNet-152: He et al. 2015, Table 3; Table 5" in sources
+    assert "LeNet-5" not in sources and "ResNet-18" not in sources  # no top-5 error published
+    assert sources in page_text.overview_caption()
     with pytest.raises(SpecError, match="unknown network"):
         page_text.inventions("vgg99")

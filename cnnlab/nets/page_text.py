@@ -15,6 +15,7 @@ from cnnlab.facts import Fact, fact
 from cnnlab.nets.builders import (
     ALEXNET_LRN,
     GOOGLENET_MODULES,
+    all_networks,
     googlenet,
     inception_module,
     network,
@@ -194,15 +195,37 @@ def paper_caption(net: Network) -> str:
             + " ".join(net.notes))
 
 
+def citations(facts: list[Fact]) -> str:
+    """Where numbers come from, each source once: "He et al. 2015, Table 3; Table 5"."""
+    by_source: dict[str, list[str]] = {}
+    for f in facts:
+        wheres = by_source.setdefault(f.source.cite, [])
+        if f.where not in wheres:
+            wheres.append(f.where)
+    return "; ".join(f"{cite}, {'; '.join(wheres)}" for cite, wheres in by_source.items())
+
+
+def top5_sources(networks: list[Network] | None = None) -> str:
+    """Where each network's top-5 errors are published, networks with the same source
+    together: "AlexNet: Krizhevsky et al. 2012, Table 2; ..."."""
+    by_citation: dict[str, list[str]] = {}
+    for net in networks or all_networks():
+        cited_in = citations(net.paper.top5_facts())
+        if cited_in:
+            by_citation.setdefault(cited_in, []).append(net.title)
+    return "; ".join(f"{', '.join(titles)}: {where}" for where, titles in by_citation.items())
+
+
 def overview_caption() -> str:
-    """Under the overview chart: what its numbers mean, and why two networks have no point."""
+    """Under the overview chart: what its numbers mean, where they are published, and why two
+    networks have no point."""
     mnist = fact("lenet5.mnist_test_error")
     return ("FLOPs = 2 x multiply-adds (the papers' \"FLOPs\" are multiply-adds, shown as "
             "G mult-adds). Top-5 error: one model, 10 crops, ILSVRC-2012 validation, from each "
-            "paper (its table in the last column); the ILSVRC entries were ensembles on the "
-            f"test set. LeNet-5 read digits ({mnist.value}% error on MNIST, {mnist.citation}) "
-            "and ResNet-18 has only a top-1 error in its paper, so neither has a point on the "
-            "left.")
+            "paper; the ILSVRC entries were ensembles on the test set. LeNet-5 read digits "
+            f"({mnist.value}% error on MNIST, {mnist.citation}) and ResNet-18 has only a top-1 "
+            "error in its paper, so neither has a point on the left. Sources of the top-5 "
+            f"errors: {top5_sources()}.")
 
 
 def lrn_caption() -> str:

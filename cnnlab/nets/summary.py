@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from cnnlab.calc.analysis import ModelStats, analyze
 from cnnlab.calc.spec import INPUT_NAME, LayerSpec, SpecError
-from cnnlab.facts import Fact
 from cnnlab.nets.builders import (
     all_networks,
     inception_module,
@@ -24,19 +23,8 @@ from cnnlab.nets.network import Network
 MB = 10**6
 
 
-def citations(facts: list[Fact]) -> str:
-    """Where a row's published numbers come from: "He et al. 2015, Table 3; Table 5"."""
-    by_source: dict[str, list[str]] = {}
-    for f in facts:
-        wheres = by_source.setdefault(f.source.cite, [])
-        if f.where not in wheres:
-            wheres.append(f.where)
-    return "; ".join(f"{cite}, {'; '.join(wheres)}" for cite, wheres in by_source.items())
-
-
 def overview(networks: list[Network] | None = None) -> list[dict]:
-    """One row per network: the paper's facts (and where they are published) next to the
-    calculator's numbers."""
+    """One row per network: the paper's facts next to the calculator's numbers."""
     rows = []
     for net in networks or all_networks():
         stats = net.stats()
@@ -52,7 +40,6 @@ def overview(networks: list[Network] | None = None) -> list[dict]:
             "activations MB/image": round(4 * stats.activation_elems / MB, 2),
             "top-5 % (1 model)": net.paper.single_top5_error,
             "top-5 % (ILSVRC)": net.paper.top5_error,
-            "top-5 source": citations(net.paper.top5_facts()) or None,
         })
     return rows
 
