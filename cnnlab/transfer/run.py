@@ -168,9 +168,7 @@ class TransferRun:
             return job.state in (JobState.STOPPING, JobState.STOPPED)
 
         self._build_model()
-        size = f"{self.image_size}x{self.image_size}"
-        if not self.images.decode(stop, lambda done, total: self._set_stage(
-                f"decoding {total} images at {size}", done / max(total, 1))):
+        if not self.images.decode(stop, self._decoding_stage):
             return self._stopped_setup()
         # Both modes need the training features once: the head's standardisation is set from
         # them (fast mode also trains on them). They are cached per dataset/size/weights.
@@ -201,6 +199,10 @@ class TransferRun:
         self.base = build_base(self.image_size, self.base_weights.weights)
         self.model, self.head_model = build_classifier(
             self.base, len(self.class_names), self.config.augmentation, self.config.seed)
+
+    def _decoding_stage(self, done: int, total: int) -> None:
+        self._set_stage(f"decoding {total} images at {self.image_size}x{self.image_size}",
+                        done / max(total, 1))
 
     def _stopped_setup(self) -> TrainSetup:
         # The runner sees the stop request right after build() and ends as "stopped".
