@@ -1,1 +1,7 @@
-"""cnnlab.ui."""
+"""What the pages share on the Streamlit side (the only room that imports Streamlit).
+
+- `navigation`: deep links on a fresh server run through app.py.
+- `owner`: whose jobs these are (a per-browser owner token).
+- `job_progress`: one drawing of a job's progress for Train and Transfer.
+- `safe`: untrusted text (file names, class names, URL values) shown as text.
+"""
