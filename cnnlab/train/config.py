@@ -7,8 +7,8 @@ categorical cross-entropy, batch 64, 10 epochs. `architecture="dense"` is a plai
 net 784-h-10 whose hidden layer is sized to the CNN's parameter budget (seed answer 1: CNN
 vs dense, with curves): `dense_units_for_budget`.
 
-`layer_specs()` gives the network as `cnnlab.calc.LayerSpec`s, so the page shows
-parameters and memory from `cnnlab.calc.analyze` before training starts.
+`layer_specs()` gives the network as `cnnlab.calc.spec.LayerSpec`s, so the page shows
+parameters and memory from `cnnlab.calc.analysis.analyze` before training starts.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ class TrainConfig:
 
     # ---- the same network, as the calculator sees it ----------------------------------------
     def layer_specs(self) -> list[LayerSpec]:
-        """The network as `cnnlab.calc.LayerSpec`s, for parameters and memory."""
+        """The network as `cnnlab.calc.spec.LayerSpec`s, for parameters and memory."""
         if self.architecture == "dense":
             hidden = [LayerSpec("dense", name="dense1", units=self.dense_preset_units,
                                 activation="relu")]
@@ -164,7 +164,7 @@ class TrainConfig:
         return specs
 
     def stats(self):
-        """`cnnlab.calc.analyze` of this network at this batch size, dtype and optimizer."""
+        """`cnnlab.calc.analysis.analyze` of this network at this batch size, dtype and optimizer."""
         # The calculator counts optimizer slots: Adam 2, RMSprop 1 (like momentum), SGD 0.
         slots = {"adam": "adam", "rmsprop": "momentum", "sgd": "sgd"}[self.optimizer]
         return analyze(INPUT_SHAPE, self.layer_specs(), batch=self.batch_size,
