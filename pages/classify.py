@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import time
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from cnnlab.facts import fact
 from cnnlab.ui.navigation import ensure_app_navigation
 from cnnlab.vision import custom_model, gradcam, images, inception
+from cnnlab.vision.charts import top5_figure
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
@@ -51,20 +51,6 @@ def transfer_ui(handoff: dict) -> tuple[str, inception.Classifier] | None:
         st.warning("This model was trained on an UNTRAINED Inception v3 base (no ImageNet "
                    "weights were available): expect weak predictions.", icon=":material/warning:")
     return f"transfer:{id(model)}", held
-
-
-def top5_figure(top: list[tuple[str, str, float]], untrained: bool) -> go.Figure:
-    names = [label.replace("_", " ") for _, label, _ in top][::-1]
-    probs = [p * 100 for *_, p in top][::-1]
-    fig = go.Figure(go.Bar(x=probs, y=names, orientation="h",
-                           marker_color="#9e9e9e" if untrained else "#1f77b4",
-                           text=[f"{p:.1f}%" for p in probs], textposition="auto",
-                           hovertemplate="%{y}: %{x:.2f}%<extra></extra>"))
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10),
-                      title=f"Top-{len(top)} (untrained: meaningless)" if untrained
-                      else f"Top-{len(top)} classes",
-                      xaxis=dict(title="probability (%)", range=[0, max(100.0, max(probs))]))
-    return fig
 
 
 def remember(store_key: str, key, value) -> None:
@@ -187,20 +173,18 @@ def result_ui(classifier: inception.Classifier, mode: str, key: str,
                    f"decode the labels · Grad-CAM {cam_seconds * 1000:.0f} ms")
 
 
-st.title("Classify")
-st.markdown(
-    "Inception v3, trained on ImageNet's 1,000 classes, names what is in a photo. Each image "
-    "is converted to RGB, **centre-cropped to a square and resized to 299×299**, its pixel "
-    "values scaled to **[-1, 1]** (exactly Keras' `inception_v3.preprocess_input`), then "
-    "Grad-CAM shows which parts of the image pushed the network towards a class."
-)
+def intro_ui() -> None:
+    st.title("Classify")
+    st.markdown(
+        "Inception v3, trained on ImageNet's 1,000 classes, names what is in a photo. Each image "
+        "is converted to RGB, **centre-cropped to a square and resized to 299×299**, its pixel "
+        "values scaled to **[-1, 1]** (exactly Keras' `inception_v3.preprocess_input`), then "
+        "Grad-CAM shows which parts of the image pushed the network towards a class."
+    )
 
-handoff = st.session_state.get(CUSTOM_KEY)
-custom = transfer_ui(handoff) if handoff else None
-mode = custom[0] if custom else weights_ui()
-chosen = inputs_ui()
-if mode is None:
-    # No model yet: still check every upload, so a bad file is named now, not later.
+
+def no_model_ui(chosen: list[tuple[str, str, bytes | None]]) -> None:
+    """No model yet: still check every upload, so a bad file is named now, not later."""
     readable = 0
     for name, _key, data in chosen:
         if data is None:
@@ -214,6 +198,35 @@ if mode is None:
     if readable:
         st.info(f"{readable} image(s) ready: classifying them needs the weights above, or "
                 "the untrained network to see the pipeline.", icon=":material/image:")
+
+
+def results_ui(classifier: inception.Classifier, mode: str,
+               chosen: list[tuple[str, str, bytes | None]]) -> None:
+    """One result panel per image; a bad file is named and the others go on."""
+    for name, key, data in chosen:
+        try:
+            result = classify_one(classifier, mode, name, key, data)
+        except images.ImageError as exc:
+            st.error(str(exc), icon=":material/broken_image:")
+            continue
+        except Exception as exc:  # never a traceback on the page; the other images go on
+            st.error(f"{name}: could not be classified ({type(exc).__name__}: {exc})"[:300],
+                     icon=":material/error:")
+            continue
+        try:
+            result_ui(classifier, mode, key, result)
+        except Exception as exc:
+            st.error(f"{name}: could not draw the result ({type(exc).__name__}: {exc})"[:300],
+                     icon=":material/error:")
+
+
+intro_ui()
+handoff = st.session_state.get(CUSTOM_KEY)
+custom = transfer_ui(handoff) if handoff else None
+mode = custom[0] if custom else weights_ui()
+chosen = inputs_ui()
+if mode is None:
+    no_model_ui(chosen)
     st.stop()
 if mode == "untrained":
     st.warning("UNTRAINED NETWORK: random weights. The pipeline below runs for real, but the "
@@ -221,25 +234,9 @@ if mode == "untrained":
 if not chosen:
     st.info("Upload images or pick sample photos to classify them.", icon=":material/image:")
     st.stop()
-
 try:
     classifier = custom[1] if custom else shared_classifier(mode)
 except inception.WeightsUnavailable as exc:
     st.error(str(exc), icon=":material/error:")
     st.stop()
-
-for name, key, data in chosen:
-    try:
-        result = classify_one(classifier, mode, name, key, data)
-    except images.ImageError as exc:
-        st.error(str(exc), icon=":material/broken_image:")
-        continue
-    except Exception as exc:  # never a traceback on the page; the other images go on
-        st.error(f"{name}: could not be classified ({type(exc).__name__}: {exc})"[:300],
-                 icon=":material/error:")
-        continue
-    try:
-        result_ui(classifier, mode, key, result)
-    except Exception as exc:
-        st.error(f"{name}: could not draw the result ({type(exc).__name__}: {exc})"[:300],
-                 icon=":material/error:")
+results_ui(classifier, mode, chosen)

@@ -6,4 +6,5 @@
   Classify page's classifier.
 - `gradcam`: Grad-CAM. A new explanation method goes beside it, in `vision`.
 - `custom_model`: a classifier another page hands to Classify for this session.
+- `charts`: the Classify page's figures.
 """
