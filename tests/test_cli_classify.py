@@ -85,6 +85,35 @@ def test_classify_only_bad_files_needs_no_model(files):
     assert "error: missing.gif: no such file" in proc.stderr
 
 
+def test_classify_streams_one_file_at_a_time(files, monkeypatch, capsys):
+    """Read, classify, print, then the next file: never every file decoded first."""
+    from cnnlab.__main__ import main
+
+    events: list[str] = []
+    read_image = images.read_image
+
+    def reading(path, **kwargs):
+        events.append(f"read {os.path.basename(path)}")
+        return read_image(path, **kwargs)
+
+    class Recorder:
+        untrained = True
+
+        def classify(self, img, name, k=5):
+            events.append(f"classify {name}")
+            return inception.Classification(name, None, None, [("n0", "thing", 1.0)], 0.0, [0])
+
+    monkeypatch.setattr(images, "read_image", reading)
+    monkeypatch.setattr(inception, "load_classifier", lambda weights="auto": Recorder())
+    paths = [str(files / n) for n in ("chelsea.jpg", "notes.jpg", "rocket.png", "chelsea.jpg")]
+    assert main(["classify", *paths, "--json"]) == 2
+    assert events == ["read chelsea.jpg", "classify chelsea.jpg", "read notes.jpg",
+                      "read rocket.png", "classify rocket.png", "read chelsea.jpg",
+                      "classify chelsea.jpg"]
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 3 and err.count("\n") == 1 and "notes.jpg" in err
+
+
 def test_classify_without_weights_says_how_to_get_them(files, tmp_path):
     proc = cli("classify", str(files / "chelsea.jpg"), env={"KERAS_HOME": str(tmp_path)})
     assert proc.returncode == 1 and proc.stdout == ""

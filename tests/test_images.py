@@ -4,6 +4,7 @@ Inception preprocessing equal to Keras' own preprocess_input on the same pixels.
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -217,6 +218,171 @@ def test_read_image_names_the_file(tmp_path):
     path = tmp_path / "ok.png"
     path.write_bytes(encode(Image.new("RGB", (3, 2)), "PNG"))
     assert images.read_image(path).size == (3, 2)
+
+
+def test_a_name_with_a_newline_stays_on_one_line():
+    error = ImageError("evil\nerror: fake.png", "not an image")
+    assert str(error) == "'evil\\nerror: fake.png': not an image"
+    assert "\n" not in str(error) and error.name == "evil\nerror: fake.png"
+    bidi = ImageError("photo\u202egnp.exe", "not an image")  # right-to-left override shown
+    assert str(bidi).startswith("'photo\\u202egnp.exe': ")
+    assert str(ImageError("café.png", "x")) == "café.png: x"  # printable names as they are
+
+
+# ---------------------------------------------------------------- files on disk: kind and size first
+
+def test_special_files_are_refused_by_kind_before_reading(tmp_path):
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)  # nobody writes to it: reading would wait for ever
+    for reader in (images.read_image, images.probe_file, images.read_file_bytes):
+        with pytest.raises(ImageError) as info:
+            reader(fifo)
+        assert_one_line(info.value, "x.png", "FIFO", "not a regular file")
+    with pytest.raises(ImageError) as info:
+        images.read_image("/dev/zero")  # endless: an unbounded read would never stop
+    assert_one_line(info.value, "zero", "character device", "not a regular file")
+    with pytest.raises(ImageError) as info:
+        images.read_image(tmp_path)
+    assert_one_line(info.value, tmp_path.name, "is a directory")
+
+
+def test_huge_and_empty_files_are_refused_by_size_before_reading(tmp_path):
+    big = tmp_path / "big.png"
+    with open(big, "wb") as f:  # sparse: 21 MB long, nothing on disk
+        f.truncate(21 * 1024 * 1024)
+    for reader in (images.read_image, images.probe_file):
+        with pytest.raises(ImageError) as info:
+            reader(big)
+        assert_one_line(info.value, "big.png", "21.0 MB", "the limit is 20.0 MB")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageError) as info:
+        images.read_image(tmp_path / "empty.png")
+    assert_one_line(info.value, "empty.png", "empty")
+
+
+# ---------------------------------------------------------------- budgets before work: the header
+
+def test_probe_reads_the_header_and_estimates_decoding_memory():
+    header = images.probe_image(encode(Image.new("L", (7000, 7000), 7), "PNG"), "grey.png")
+    assert (header.format, header.mode, header.width, header.height) == ("PNG", "L", 7000, 7000)
+    assert header.frames == 1 and header.pixels == 49_000_000
+    assert header.decode_bytes == 49_000_000  # one byte a pixel, nothing else
+    frames = [Image.new("RGB", (16, 16), c) for c in ("red", "blue", "lime")]
+    webp = encode(frames[0], "WEBP", save_all=True, append_images=frames[1:])
+    assert images.probe_image(webp, "anim.webp").frames == 3
+    gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert images.probe_image(gif, "anim.gif").frames is None  # GIF declares no count
+
+
+def test_probe_file_reads_only_the_header(tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(encode(Image.new("RGB", (4000, 3000), (200, 30, 60)), "JPEG"))
+    header = images.probe_file(path)
+    assert (header.format, header.width, header.height) == ("JPEG", 4000, 3000)
+    # 3000 // DECODE_SIDE (598) = 5: libjpeg's largest scale under it is 1/4
+    assert header.draft_scale == 4 and header.decoded_pixels == 1000 * 750
+
+
+@pytest.mark.parametrize("data,name,words", [
+    (b"", "empty.png", ["empty"]),
+    (b"GIF89a but not really", "x.gif", ["not an image"]),
+    (encode(Image.new("RGB", (8, 8)), "PNG"), "holiday.jpg", ["JPEG", "PNG"]),
+    (encode(Image.new("1", (8_000, 7_000)), "PNG"), "huge.png", ["56 megapixels", "limit"]),
+])
+def test_probe_refuses_what_decode_refuses(data, name, words):
+    with pytest.raises(ImageError) as probed:
+        images.probe_image(data, name)
+    with pytest.raises(ImageError) as decoded:
+        decode_image(data, name)
+    assert str(probed.value) == str(decoded.value)
+    assert_one_line(probed.value, name, *words)
+
+
+def test_what_would_take_too_much_memory_is_refused_before_decoding():
+    # One strip holding the whole 49 MP float image: libtiff's strip buffer (196 MB) on
+    # top of the frame (196 MB).
+    floats = encode(Image.new("F", (7000, 7000), 0.5), "TIFF",
+                    compression="tiff_adobe_deflate", strip_size=2**31 - 1)
+    with pytest.raises(ImageError) as info:
+        decode_image(floats, "float.tif")
+    assert_one_line(info.value, "float.tif", "7000x7000 TIFF (F)", "373.8 MB",
+                    "the limit is 200.0 MB per image")
+    # libwebp and Pillow hold four RGBA copies: 16 bytes a pixel.
+    webp = encode(Image.new("RGB", (3700, 3700), (9, 9, 9)), "WEBP", lossless=True)
+    with pytest.raises(ImageError) as info:
+        images.probe_image(webp, "big.webp")
+    assert_one_line(info.value, "big.webp", "WEBP", "208.9 MB")
+    # A progressive JPEG keeps every DCT coefficient, 2 bytes a pixel per component:
+    # full-resolution colour (4:4:4) at 36 MP is 216 MB (208 MiB with the frame), 4:2:0 is
+    # half that and decodes.
+    photo = Image.new("RGB", (6000, 6000), (120, 80, 40))
+    with pytest.raises(ImageError) as info:
+        images.probe_image(encode(photo, "JPEG", progressive=True, subsampling=0), "p.jpg")
+    assert_one_line(info.value, "p.jpg", "JPEG (RGB)", "208.1 MB")
+    small = decode_image(encode(photo, "JPEG", progressive=True, subsampling=2), "p.jpg")
+    assert small.size == (750, 750)  # libjpeg decoded it at 1/8
+
+
+def test_a_multi_scan_baseline_jpeg_is_charged_like_a_progressive_one():
+    data = bytearray(encode(Image.new("RGB", (4000, 3000), (1, 2, 3)), "JPEG"))
+    baseline = images.probe_image(bytes(data), "b.jpg").decode_bytes
+    sos = data.index(b"\xff\xda")
+    assert data[sos + 4] == 3       # the first scan carries all three components
+    data[sos + 4] = 1               # ...now only one: libjpeg buffers the whole image
+    multi = images.probe_image(bytes(data), "b.jpg").decode_bytes
+    assert baseline == 1000 * 750 * 4 and multi == baseline + 3000 * 4000 * 2 * 3 // 2
+
+
+# ---------------------------------------------------------------- large images reduced while decoding
+
+@pytest.mark.parametrize("mode,size", [("L", (7000, 7000)), ("1", (7100, 7042))])
+def test_large_images_are_decoded_reduced(mode, size):
+    data = encode(Image.new(mode, size, 1 if mode == "1" else 77), "PNG")
+    assert len(data) < 100_000  # 49-50 MP in a small file
+    img = decode_image(data, "big.png")
+    factor = min(size) // images.DECODE_SIDE  # 11: the largest keeping 598 pixels
+    assert img.mode == "RGB" and img.size == tuple(-(-side // factor) for side in size)
+    assert images.DECODE_SIDE <= min(img.size) < 2 * images.DECODE_SIDE
+    assert pixel(img, (5, 5)) == ((255,) * 3 if mode == "1" else (77,) * 3)
+
+
+def test_reduction_gives_what_converting_whole_then_box_reducing_gives():
+    rng = np.random.default_rng(3)
+    rgba = Image.fromarray(rng.integers(0, 256, (1300, 1700, 4), dtype=np.uint8), "RGBA")
+    img = decode_image(encode(rgba, "PNG"), "noise.png")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    expected = Image.alpha_composite(white, rgba).convert("RGB").reduce(2)
+    assert img.size == (850, 650)
+    np.testing.assert_array_equal(np.asarray(img), np.asarray(expected))
+    # Floats are stretched by the whole image's range, not each tile's: the minimum and
+    # the maximum sit in different tiles, and NaN/inf do not count.
+    values = np.full((1300, 1700), 0.5, np.float32)
+    values[:10, :10], values[-10:, -10:] = -1.0, 3.0
+    values[600, 600], values[700, 700] = np.nan, np.inf
+    img = decode_image(encode(Image.fromarray(values), "TIFF"), "f.tif")
+    stretched = np.clip(np.rint((np.nan_to_num(values, nan=-1.0, posinf=3.0) + 1) * 255 / 4), 0, 255)
+    expected = Image.fromarray(stretched.astype(np.uint8)).reduce(2)
+    np.testing.assert_array_equal(np.asarray(img)[..., 0], np.asarray(expected))
+
+
+def test_exif_orientation_is_applied_to_the_reduced_image():
+    source = Image.new("RGB", (2400, 1200), (255, 255, 255))
+    source.paste((0, 0, 0), (0, 0, 1200, 1200))  # left half black
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display: black on top
+    img = decode_image(encode(source, "JPEG", exif=exif, quality=95), "phone.jpg")
+    assert img.size == (600, 1200)  # drafted at 1/2, then upright
+    assert sum(pixel(img, (300, 100))) < 60 and sum(pixel(img, (300, 1100))) > 700
+
+
+def test_min_side_and_panoramas():
+    data = encode(Image.new("RGB", (1000, 1000), (10, 20, 30)), "PNG")
+    assert decode_image(data, "digit.png", min_side=56).size == (59, 59)  # 1000 // 56 = 17
+    assert decode_image(data, "photo.png").size == (1000, 1000)  # under 2 x 598: untouched
+    # A long panorama keeps few pixels in all, whatever its shorter side.
+    assert images.reduction_factor((40_000, 1_000)) == 4
+    factor = images.reduction_factor((25_000_000, 2))
+    assert -(-25_000_000 // factor) <= images.MAX_DECODED_PIXELS
 
 
 # ---------------------------------------------------------------- preprocessing

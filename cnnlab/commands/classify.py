@@ -1,9 +1,12 @@
 """`python -m cnnlab classify IMAGE... [--top 5] [--json]`: ImageNet top classes with Inception v3.
 
 The same path as the Classify page: cnnlab.vision.images decodes (one decoder for everything),
-cnnlab.vision.inception preprocesses, predicts and decodes the labels offline. A bad file prints
-its one-line message on stderr; the good files are still classified, and the exit
-status is then 2. No weights: the honest message, exit 1.
+cnnlab.vision.inception preprocesses, predicts and decodes the labels offline. Files are
+streamed: each is read, decoded, classified and printed before the next is read, so memory
+holds one image whatever the number of files. A bad file (special files such as FIFOs and
+devices, huge or empty files, non-images) prints its one-line message on stderr, its name
+quoted when it holds a newline or another unprintable character; the good files are still
+classified, and the exit status is then 2. No weights: the honest message, exit 1.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import argparse
 import json
 import os
 import sys
+
+from cnnlab.ui.safe import one_line, quoted
 
 
 def _top(text: str) -> int:
@@ -45,40 +50,46 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from cnnlab.vision import images, inception
 
-    # Decode everything first: bad files cost no model load, good ones are all kept.
-    decoded, errors = [], []
+    # One file at a time: read (kind and size checked first), decode (reduced while
+    # decoding), classify, print, let go. A bad file costs no model load and stops nothing;
+    # the model is loaded when the first good image needs it.
+    classifier = None
+    failed = False
     for path in args.images:
         try:
-            decoded.append((os.path.basename(path), images.read_image(path)))
+            img = images.read_image(path)
         except images.ImageError as exc:
-            errors.append(str(exc))
-
-    if decoded:
-        try:
-            classifier = inception.load_classifier("untrained" if args.untrained else "auto")
-        except inception.WeightsUnavailable as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        if args.untrained:
-            print("warning: UNTRAINED network (random weights): the classes below mean nothing",
-                  file=sys.stderr)
-        for name, img in decoded:
+            failed = True
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            continue
+        name = quoted(os.path.basename(path))
+        if classifier is None:
             try:
-                result = classifier.classify(img, name, k=args.top)
-            except Exception as exc:  # one line, and the other files go on
-                errors.append(f"{name}: could not be classified ({type(exc).__name__}: {exc})")
-                continue
-            if args.json:
-                print(json.dumps({
-                    "file": name,
-                    "top": [{"rank": r, "wnid": w, "label": label, "probability": round(p, 6)}
-                            for r, (w, label, p) in enumerate(result.top, start=1)],
-                    "ms": round(result.seconds * 1000, 1),
-                    "untrained": classifier.untrained,
-                }), flush=True)
-            else:
-                _print_text(result, classifier.untrained)
-                sys.stdout.flush()
-    for message in errors:
-        print(f"error: {message}", file=sys.stderr)
-    return 2 if errors else 0
+                classifier = inception.load_classifier("untrained" if args.untrained else "auto")
+            except inception.WeightsUnavailable as exc:
+                print(f"error: {one_line(exc, 2000)}", file=sys.stderr)
+                return 1
+            if args.untrained:
+                print("warning: UNTRAINED network (random weights): the classes below mean "
+                      "nothing", file=sys.stderr)
+        try:
+            result = classifier.classify(img, name, k=args.top)
+        except Exception as exc:  # one line, and the other files go on
+            failed = True
+            print(f"error: {name}: could not be classified "
+                  f"({type(exc).__name__}: {one_line(exc, 200)})", file=sys.stderr, flush=True)
+            continue
+        finally:
+            del img
+        if args.json:
+            print(json.dumps({
+                "file": os.path.basename(path),
+                "top": [{"rank": r, "wnid": w, "label": label, "probability": round(p, 6)}
+                        for r, (w, label, p) in enumerate(result.top, start=1)],
+                "ms": round(result.seconds * 1000, 1),
+                "untrained": classifier.untrained,
+            }), flush=True)
+        else:
+            _print_text(result, classifier.untrained)
+            sys.stdout.flush()
+    return 2 if failed else 0
