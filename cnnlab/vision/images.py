@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from cnnlab.ui.safe import one_line, quoted
+from cnnlab.vision.decode_cost import decode_bytes
 
 # Pillow format names we decode. Animated GIF/WebP and multi-page TIFF only give their
 # first frame. Every other Pillow plugin stays unused: fewer parsers see untrusted bytes.
@@ -80,8 +81,6 @@ _TILE = 512
 # second picture opens as MPO).
 _FORMAT_ALIASES = {"MPO": "JPEG"}
 _WHITE = (255, 255, 255, 255)
-# Bytes per pixel of Pillow's in-memory modes (RGB is stored as 4 bytes, like RGBA).
-_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
 # EXIF orientation -> the transposition that shows the image upright
 # (the table of PIL.ImageOps.exif_transpose, applied here to the reduced image).
 _ORIENTATION = 0x0112
@@ -184,80 +183,6 @@ def _jpeg_draft_scale(size: tuple[int, int], min_side: int) -> int:
     return next(s for s in (8, 4, 2, 1) if s <= factor)
 
 
-def _tiff_block_bytes(img: Image.Image) -> int:
-    """libtiff decodes one strip or tile at a time into a buffer of its own."""
-    tags = getattr(img, "tag_v2", {})
-    width, height = img.size
-    samples = int(tags.get(277, 1) or 1)
-    bits = tags.get(258, 8)
-    bits = sum(bits) if isinstance(bits, tuple) and len(bits) == samples else \
-        int(bits[0] if isinstance(bits, tuple) else bits) * samples
-    per_pixel = math.ceil(bits / 8)
-    if tags.get(259) in (6, 7) or tags.get(262) == 6:  # JPEG or YCbCr: read as RGBA
-        per_pixel = max(per_pixel, 4)
-    if 322 in tags and 323 in tags:
-        return int(tags[322]) * int(tags[323]) * per_pixel
-    rows = min(height, int(tags.get(278, height) or height))
-    return width * rows * per_pixel
-
-
-def _jpeg_keeps_coefficients(img: Image.Image) -> bool:
-    """True for a progressive JPEG, or one whose first scan lacks some components (libjpeg's
-    `has_multiple_scans`, jdinput.c): both are buffered whole before any row comes out.
-    Walks the marker segments up to the first SOS (start of scan); unreadable: True."""
-    if img.info.get("progressive"):
-        return True
-    fp = getattr(img, "fp", None)
-    if fp is None:
-        return True
-    position = fp.tell()
-    try:
-        fp.seek(0)
-        if fp.read(2) != b"\xff\xd8":
-            return True
-        while True:
-            byte = fp.read(1)
-            if byte != b"\xff":
-                return True
-            marker = fp.read(1)
-            while marker == b"\xff":  # fill bytes
-                marker = fp.read(1)
-            if not marker:
-                return True
-            if 0xD0 <= marker[0] <= 0xD7 or marker[0] == 0x01:
-                continue  # standalone markers carry no length
-            length = int.from_bytes(fp.read(2), "big")
-            if length < 2:
-                return True
-            if marker[0] == 0xDA:  # SOS: its first byte is the number of components
-                components = fp.read(1)
-                return not components or components[0] < len(getattr(img, "layer", []))
-            fp.seek(length - 2, io.SEEK_CUR)
-    finally:
-        fp.seek(position)
-
-
-def _decode_bytes(img: Image.Image, scale: int) -> int:
-    """The decoder's memory for the first frame, from the header (measured per format)."""
-    width, height = img.size
-    frame = math.ceil(width / scale) * math.ceil(height / scale) * _PIXEL_BYTES.get(img.mode, 4)
-    fmt = _FORMAT_ALIASES.get(img.format or "", img.format)
-    if fmt == "JPEG" and _jpeg_keeps_coefficients(img):
-        # libjpeg keeps every DCT coefficient of a progressive or multi-scan JPEG: 2 bytes
-        # a pixel per component (subsampled ones less), at full resolution whatever the
-        # scale (measured: 147 MB for a 49 MP 4:2:0 progressive file decoded at 1/8).
-        layers = getattr(img, "layer", []) or [(0, 1, 1, 0)]
-        h_max = max(layer[1] for layer in layers) or 1
-        v_max = max(layer[2] for layer in layers) or 1
-        frame += sum(2 * width * height * layer[1] * layer[2] // (h_max * v_max)
-                     for layer in layers)
-    elif fmt == "WEBP":
-        frame = 16 * width * height  # measured 15.4 B/px: four RGBA copies
-    elif fmt == "TIFF":
-        frame += _tiff_block_bytes(img)
-    return frame
-
-
 def _header(img: Image.Image, name: str, min_side: int) -> ImageHeader:
     _check_extension(name, img.format or "")
     width, height = img.size
@@ -268,7 +193,10 @@ def _header(img: Image.Image, name: str, min_side: int) -> ImageHeader:
         raise ImageError(name, f"the image has no pixels ({width}x{height})")
     fmt = _FORMAT_ALIASES.get(img.format or "", img.format or "")
     scale = _jpeg_draft_scale(img.size, min_side) if fmt == "JPEG" else 1
-    need = _decode_bytes(img, scale)
+    try:
+        need = decode_bytes(img, fmt, scale)
+    except Exception as exc:  # damaged tags or markers: the file's fault, one line
+        raise ImageError(name, f"unreadable image header ({_first_line(exc)})") from None
     if need > MAX_DECODE_BYTES:
         raise ImageError(name, f"decoding this {width}x{height} {fmt} ({img.mode}) would need "
                                f"about {_megabytes(need)}; the limit is "
