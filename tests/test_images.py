@@ -354,6 +354,14 @@ def test_reduction_gives_what_converting_whole_then_box_reducing_gives():
     expected = Image.alpha_composite(white, rgba).convert("RGB").reduce(2)
     assert img.size == (850, 650)
     np.testing.assert_array_equal(np.asarray(img), np.asarray(expected))
+    for mode, fmt in (("L", "PNG"), ("1", "PNG"), ("P", "PNG"), ("RGB", "PNG"), ("CMYK", "TIFF")):
+        source = rgba.convert("RGB").convert(mode)
+        img = decode_image(encode(source, fmt), f"noise.{fmt.lower()}")
+        np.testing.assert_array_equal(np.asarray(img), np.asarray(source.convert("RGB").reduce(2)))
+    sixteen = rng.integers(0, 65536, (1300, 1700), dtype=np.uint16)
+    img = decode_image(encode(Image.fromarray(sixteen), "PNG"), "scan.png")
+    grey = Image.fromarray(np.rint(sixteen * (255 / 65535)).astype(np.uint8))
+    np.testing.assert_array_equal(np.asarray(img)[..., 1], np.asarray(grey.reduce(2)))
     # Floats are stretched by the whole image's range, not each tile's: the minimum and
     # the maximum sit in different tiles, and NaN/inf do not count.
     values = np.full((1300, 1700), 0.5, np.float32)

@@ -262,18 +262,30 @@ def _decode(img: Image.Image, header: ImageHeader, min_side: int) -> Image.Image
 
 
 def _reduced_rgb(img: Image.Image, factor: int) -> Image.Image:
-    """`img` in RGB, box-reduced by `factor`, converted one tile at a time."""
+    """`img` in RGB, box-reduced by `factor`: exactly what converting the whole image and
+    then reducing it gives, without a second full-size copy."""
     value_range = _value_range(img) if img.mode.startswith(("I", "F")) else None
     if factor == 1:  # then the image has at most MAX_DECODED_PIXELS: convert it whole
         return _to_rgb(img, value_range)
+    plain = "transparency" not in img.info
+    if plain and img.mode in ("RGB", "L"):  # converting to RGB changes no value: reduce first
+        return img.reduce(factor).convert("RGB")
+    # Otherwise one tile at a time: converted (palette, alpha on white, CMYK, 16-bit and
+    # float scaling are per pixel), reduced, pasted. Grey stays one byte a pixel until the
+    # end (a box average of grey is the same in L as in each band of RGB).
+    grey = plain and (img.mode == "1" or img.mode.startswith(("I", "F")))
     width, height = img.size
-    out = Image.new("RGB", (math.ceil(width / factor), math.ceil(height / factor)))
+    out = Image.new("L" if grey else "RGB", (math.ceil(width / factor), math.ceil(height / factor)))
     step = factor * max(1, _TILE // factor)  # tiles start on the reduction's box grid
     for top in range(0, height, step):
         for left in range(0, width, step):
             tile = img.crop((left, top, min(width, left + step), min(height, top + step)))
-            out.paste(_to_rgb(tile, value_range).reduce(factor), (left // factor, top // factor))
-    return out
+            if grey:
+                tile = _to_8bit(tile, value_range) if value_range else tile.convert("L")
+            else:
+                tile = _to_rgb(tile, value_range)
+            out.paste(tile.reduce(factor), (left // factor, top // factor))
+    return out.convert("RGB") if grey else out
 
 
 def _tiles(img: Image.Image):
