@@ -2,8 +2,10 @@
 what-ifs that make training fit a GPU. The configuration lives in the URL.
 
 The page only draws: cnnlab.calc computes (analysis, memory, fit), words it (report) and
-draws the figures (charts); cnnlab.calc.presets holds the networks and the URL form. No
-TensorFlow is imported here.
+draws the figures (charts); cnnlab.calc.presets holds the networks and the URL form
+(cnnlab.calc.bookmark its compact form and size limit). No TensorFlow is imported here.
+Text a user or a link brought (layer text, URL values, the errors that quote them) is shown
+through `cnnlab.ui.safe.plain`, so no Markdown, HTML or LaTeX in it takes effect.
 """
 
 import hashlib
@@ -11,8 +13,8 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
+from cnnlab.calc import bookmark, presets, report
 from cnnlab.calc import charts as calc_charts
-from cnnlab.calc import presets, report
 from cnnlab.calc.analysis import ModelStats, analyze
 from cnnlab.calc.fit import fit_options
 from cnnlab.calc.grammar import (
@@ -25,8 +27,20 @@ from cnnlab.calc.grammar import (
     rows_to_layers,
 )
 from cnnlab.calc.memory import DTYPES, GB, MEMORY_ASSUMPTIONS, OPTIMIZER_SLOTS
-from cnnlab.calc.spec import ACTIVATIONS, KINDS, PADDINGS, LayerSpec, SpecError
+from cnnlab.calc.spec import (
+    ACTIVATIONS,
+    KINDS,
+    LIMITS,
+    MAX_BATCH,
+    MAX_GPU_GB,
+    MAX_SIZE,
+    MIN_GPU_GB,
+    PADDINGS,
+    LayerSpec,
+    SpecError,
+)
 from cnnlab.ui.navigation import ensure_app_navigation
+from cnnlab.ui.safe import plain
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
@@ -96,7 +110,7 @@ def header_ui() -> None:
                "shape and parameter count equals what Keras builds (checked against "
                "`count_params()` on hundreds of random networks).")
     if error := st.session_state.pop("calc_url_error", None):
-        st.error(error, icon=":material/link_off:")
+        st.error(plain(error, 1000), icon=":material/link_off:")
 
 
 def controls_ui() -> None:
@@ -105,23 +119,26 @@ def controls_ui() -> None:
         top = st.columns([3, 1, 1, 1, 2])
         top[0].selectbox("Preset", list(presets.PRESETS), key=KEYS["preset"],
                          on_change=load_preset, help="Load a network; then edit it in the table.")
-        top[1].number_input("Input height", min_value=1, step=1, key=KEYS["h"])
-        top[2].number_input("Input width", min_value=1, step=1, key=KEYS["w"])
-        top[3].number_input("Channels", min_value=1, step=1, key=KEYS["c"])
+        top[1].number_input("Input height", min_value=1, max_value=MAX_SIZE, step=1,
+                            key=KEYS["h"])
+        top[2].number_input("Input width", min_value=1, max_value=MAX_SIZE, step=1,
+                            key=KEYS["w"])
+        top[3].number_input("Channels", min_value=1, max_value=MAX_SIZE, step=1, key=KEYS["c"])
         top[4].button("Reset to preset", icon=":material/restart_alt:", on_click=load_preset,
                       help="Throw away edits and reload the preset")
         bottom = st.columns(5)
-        bottom[0].number_input("Batch size", min_value=1, step=1, key=KEYS["batch"])
-        bottom[1].number_input("Gradient accumulation steps", min_value=1, step=1,
-                               key=KEYS["accum"], help="Micro-batch = batch / steps; the "
-                               "update still uses the whole batch.")
+        bottom[0].number_input("Batch size", min_value=1, max_value=MAX_BATCH, step=1,
+                               key=KEYS["batch"])
+        bottom[1].number_input("Gradient accumulation steps", min_value=1, max_value=MAX_BATCH,
+                               step=1, key=KEYS["accum"], help="Micro-batch = batch / steps; "
+                               "the update still uses the whole batch.")
         bottom[2].selectbox("dtype", list(DTYPES), key=KEYS["dtype"],
                             help="mixed_float16: 16-bit activations, 32-bit master weights")
         bottom[3].selectbox("Optimizer", list(OPTIMIZER_SLOTS), key=KEYS["optimizer"],
                             help="Slots per trainable parameter: " + ", ".join(
                                 f"{name} {slots}" for name, slots in OPTIMIZER_SLOTS.items()))
-        bottom[4].number_input("GPU memory (GB)", min_value=presets.MIN_GPU_GB,
-                               max_value=float(presets.MAX_GPU_GB), step=1.0, format="%.1f",
+        bottom[4].number_input("GPU memory (GB)", min_value=MIN_GPU_GB,
+                               max_value=float(MAX_GPU_GB), step=1.0, format="%.1f",
                                key=KEYS["gpu"])
 
 
@@ -145,7 +162,8 @@ def layer_table_ui() -> pd.DataFrame:
             "kind": st.column_config.SelectboxColumn("kind", options=list(KINDS),
                                                      required=True),
             "filters/units": st.column_config.NumberColumn(
-                "filters/units", help="conv: feature maps; dense: units", step=1, format="%d"),
+                "filters/units", help="conv: feature maps; dense: units", step=1, format="%d",
+                min_value=1, max_value=MAX_SIZE),
             "kernel": st.column_config.TextColumn("kernel",
                                                   help="conv kernel or pool size: 3 or 3x5"),
             "stride": st.column_config.TextColumn("stride", help="2 or 2x1; blank = default"),
@@ -171,7 +189,7 @@ def network_ui(edited: pd.DataFrame) -> tuple[presets.CalcConfig, ModelStats]:
                         dtype=config.dtype, optimizer=config.optimizer,
                         accum_steps=config.accum_steps)
     except SpecError as error:
-        st.error(str(error), icon=":material/error:")
+        st.error(plain(error, 1000), icon=":material/error:")
         good = state.get("calc_last_good")
         if good is None:
             st.stop()
@@ -179,10 +197,27 @@ def network_ui(edited: pd.DataFrame) -> tuple[presets.CalcConfig, ModelStats]:
                    "fixed.")
         return good
     state["calc_last_good"] = (config, stats)
-    preset = presets.match_preset(config.input_shape, config.layers)
-    st.query_params.from_dict(presets.to_query(
-        presets.CalcConfig(**{**config.__dict__, "preset": preset})))
+    bookmark_ui(config)
     return config, stats
+
+
+def bookmark_ui(config: presets.CalcConfig) -> None:
+    """The URL follows the network; one too large for a URL is offered as a file instead."""
+    preset = presets.match_preset(config.input_shape, config.layers)
+    query = presets.to_query(presets.CalcConfig(**{**config.__dict__, "preset": preset}))
+    if not bookmark.too_large(query):
+        st.query_params.from_dict(query)
+        return
+    st.query_params.clear()  # an old URL would open another network
+    with st.container(border=True):
+        st.info(f"This network is too large to bookmark: its link would be "
+                f"{bookmark.query_chars(query):,} characters, over the "
+                f"{bookmark.MAX_QUERY_CHARS:,} a link may have. Download its layers instead, "
+                "and paste them into *Edit as text* to open it again.",
+                icon=":material/bookmark_remove:")
+        st.download_button("Download the layers (text)", presets.spec_text(config),
+                           file_name="cnnlab-calculator-layers.txt", mime="text/plain",
+                           icon=":material/download:", key="calc_spec_download")
 
 
 def text_ui(config: presets.CalcConfig) -> None:
@@ -193,7 +228,7 @@ def text_ui(config: presets.CalcConfig) -> None:
         st.text_area("One layer per line", text, key=text_key, height=200, help=GRAMMAR_HELP)
         st.button("Use this text", on_click=load_text, args=(text_key,), icon=":material/check:")
         if text_error := st.session_state.get("calc_text_error"):
-            st.error(text_error, icon=":material/error:")
+            st.error(plain(text_error, 1000), icon=":material/error:")
 
 
 def totals_ui(stats: ModelStats, gpu_bytes: float) -> None:
@@ -252,6 +287,8 @@ def make_it_fit_ui(config: presets.CalcConfig, stats: ModelStats, gpu_bytes: flo
 def notes_ui(config: presets.CalcConfig) -> None:
     with st.expander("Assumptions of the memory model", icon=":material/info:"):
         st.markdown("\n".join(f"- {line}" for line in MEMORY_ASSUMPTIONS))
+    with st.expander("The calculator's limits", icon=":material/straighten:"):
+        st.markdown("\n".join(f"- {line}" for line in LIMITS))
     with st.expander("The same numbers on the command line", icon=":material/terminal:"):
         st.code(presets.cli_command(config), language="bash")
 

@@ -23,6 +23,11 @@ from cnnlab.calc.spec import (
     ACTIVATIONS,
     INPUT_NAME,
     KINDS,
+    MAX_BATCH,
+    MAX_BYTES,
+    MAX_COUNT,
+    MAX_LAYERS,
+    MAX_SIZE,
     MERGES,
     PADDINGS,
     LayerSpec,
@@ -32,7 +37,10 @@ from cnnlab.calc.spec import (
     int_pair,
     is_int,
     layer_where,
+    over_limit,
     positive_int,
+    power_text,
+    shown,
 )
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -164,6 +172,9 @@ def resolve(layers: Sequence[LayerSpec]) -> list[LayerSpec]:
 
 def _resolve(layers: Sequence[LayerSpec]) -> list[tuple[LayerSpec, str, tuple[str, ...]]]:
     """(spec, name, inputs) per layer, checked as `resolve` describes (no copies: fast)."""
+    if len(layers) > MAX_LAYERS:
+        raise SpecError(f"network: {len(layers):,} layers, more than the calculator's limit of "
+                        f"{MAX_LAYERS:,}")
     names = auto_names(layers)
     seen: dict[str, int] = {}
     resolved: list[tuple[LayerSpec, str, tuple[str, ...]]] = []
@@ -175,7 +186,7 @@ def _resolve(layers: Sequence[LayerSpec]) -> list[tuple[LayerSpec, str, tuple[st
             raise SpecError(f"{layer_where(index, name)}: unknown layer kind {spec.kind!r}; "
                             f"known: {', '.join(KINDS)}")
         if not isinstance(name, str) or not _NAME_RE.match(name) or name == INPUT_NAME:
-            raise SpecError(f"{layer_where(index, name)}: name {name!r} must start with a letter "
+            raise SpecError(f"{layer_where(index, name)}: name {shown(name)} must start with a letter "
                             f"or _ and use only letters, digits, _ . - (and not be "
                             f"{INPUT_NAME!r})")
         if name in seen:
@@ -184,7 +195,7 @@ def _resolve(layers: Sequence[LayerSpec]) -> list[tuple[LayerSpec, str, tuple[st
         inputs = tuple(spec.inputs) if spec.inputs else (previous,)
         for source in inputs:
             if source != INPUT_NAME and source not in seen:
-                raise SpecError(f"{layer_where(index, name)}: input {source!r} is not the name of "
+                raise SpecError(f"{layer_where(index, name)}: input {shown(source)} is not the name of "
                                 "an earlier layer")
         if len(inputs) > 1 and len(set(inputs)) != len(inputs):
             raise SpecError(f"{layer_where(index, name)}: the same input is listed twice in "
@@ -273,7 +284,9 @@ def _layer(spec: LayerSpec, where: str, in_shapes: list[tuple[int, ...]],
         _spatial(shape, where, "lrn")
         if not is_int(spec.depth_radius) or spec.depth_radius < 0:
             raise SpecError(f"{where}: depth_radius must be a non-negative integer, "
-                            f"got {spec.depth_radius!r}")
+                            f"got {shown(spec.depth_radius)}")
+        if spec.depth_radius > MAX_SIZE:
+            raise over_limit(where, "depth_radius", spec.depth_radius, MAX_SIZE)
         for what in ("lrn_bias", "alpha", "beta"):
             value = getattr(spec, what)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -284,7 +297,9 @@ def _layer(spec: LayerSpec, where: str, in_shapes: list[tuple[int, ...]],
         if not isinstance(spec.pad, tuple | list) or len(spec.pad) != 4 \
                 or not all(is_int(p) and p >= 0 for p in spec.pad):
             raise SpecError(f"{where}: pad must be four non-negative integers top, bottom, "
-                            f"left, right, got {spec.pad!r}")
+                            f"left, right, got {shown(spec.pad)}")
+        if max(spec.pad) > MAX_SIZE:
+            raise over_limit(where, "pad", max(spec.pad), MAX_SIZE)
         top, bottom, left, right = spec.pad
         return (h + top + bottom, w + left + right, c), 0, 0, 0, rf
     if kind == "concat":
@@ -327,31 +342,64 @@ def analyze(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: i
     The memory model is `cnnlab.calc.memory.MEMORY_ASSUMPTIONS`.
     """
     shape_in = check_input_shape(input_shape)
+    if is_int(batch) and batch > MAX_BATCH:
+        raise over_limit("batch", "the batch", batch, MAX_BATCH)
     shapes: dict[str, tuple[int, ...]] = {INPUT_NAME: shape_in}
     rfs: dict[str, object] = {INPUT_NAME: ((1, 1), (1, 1))}
     stats: list[LayerStats] = []
+    params = macs_total = elems_total = 0  # running totals, checked against MAX_COUNT
     for index, (spec, name, inputs) in enumerate(_resolve(layers), start=1):
+        where = LazyWhere(index, name)
         out, trainable, frozen, macs, rf = _layer(
-            spec, LazyWhere(index, name),  # type: ignore[arg-type]
+            spec, where,  # type: ignore[arg-type]
             [shapes[s] for s in inputs], [rfs[s] for s in inputs])
+        elems = math.prod(out)
+        params += trainable + frozen
+        macs_total += macs
+        elems_total += elems
+        if params > MAX_COUNT or macs_total > MAX_COUNT or elems_total > MAX_COUNT \
+                or (rf is not None and max(*rf[0], *rf[1]) > MAX_COUNT):
+            _over_count(where, params, macs_total, elems_total, rf)
         shapes[name] = out
         rfs[name] = rf
         # Positional: LayerStats' field order (faster than keywords in this hot loop).
         stats.append(LayerStats(
             name, spec.kind, inputs, out, trainable + frozen, trainable, frozen, macs,
-            math.prod(out), max(rf[0]) if rf else None, rf[0] if rf else None,
+            elems, max(rf[0]) if rf else None, rf[0] if rf else None,
             rf[1] if rf else None))
     model = ModelStats(
         input_shape=shape_in, layers=stats,
-        total_params=sum(s.params for s in stats),
+        total_params=params,
         trainable_params=sum(s.trainable_params for s in stats),
         non_trainable_params=sum(s.non_trainable_params for s in stats),
-        total_macs=sum(s.macs for s in stats),
-        activation_elems=sum(s.activation_elems for s in stats),
+        total_macs=macs_total,
+        activation_elems=elems_total,
         memory=None,  # type: ignore[arg-type]  # filled just below
         _inference_peak=live_peak(shape_in, stats),
     )
-    return replace(model, memory=_memory(model, batch, dtype, optimizer, accum_steps))
+    memory = _memory(model, batch, dtype, optimizer, accum_steps)
+    if memory.training_bytes > MAX_BYTES:
+        raise SpecError(f"batch: training a batch of {batch:,} needs {_big(memory.training_bytes)} "
+                        f"bytes, more than the calculator's limit of {power_text(MAX_BYTES)} "
+                        "bytes (1 EB)")
+    return replace(model, memory=memory)
+
+
+def _big(n: int) -> str:
+    """A count for a message: '1,234,567', or '1.23e+24' past 10^21."""
+    return f"{n:,}" if n < 10**21 else f"{n:.2e}"
+
+
+def _over_count(where: object, params: int, macs: int, elems: int, rf) -> None:
+    """Raise the one-line refusal of a network whose counts pass MAX_COUNT at `where`."""
+    for what, total in (("parameters", params), ("multiply-accumulates", macs),
+                        ("activation values (one instance)", elems)):
+        if total > MAX_COUNT:
+            raise SpecError(f"{where}: the network reaches {_big(total)} {what} here, more than "
+                            f"the calculator's limit of {power_text(MAX_COUNT)}")
+    raise SpecError(f"{where}: its receptive field reaches {_big(max(*rf[0], *rf[1]))} input "
+                    f"pixels (strides multiply along the stack), more than the calculator's "
+                    f"limit of {power_text(MAX_COUNT)}")
 
 
 def _memory(model: ModelStats, batch: int, dtype: str, optimizer: str,

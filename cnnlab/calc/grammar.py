@@ -23,13 +23,20 @@ from cnnlab.calc.analysis import auto_names
 from cnnlab.calc.spec import (
     ACTIVATIONS,
     KINDS,
+    MAX_LAYERS,
+    MAX_SIZE,
     MERGES,
     PADDINGS,
     LayerSpec,
+    LimitError,
     SpecError,
     int_pair,
+    is_digits,
     layer_where,
+    over_limit,
+    shown,
 )
+from cnnlab.ui.safe import one_line
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,15 @@ def _required(kind: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(form.positional[:form.required]))
 
 
+def where_text(prefix: str, text: object) -> str:
+    """How a message names a layer by its text: 'line 3 (dense:x)', on one line, the text
+    cut to 60 characters."""
+    return f"{prefix} ({one_line(text, 60)})"
+
+
 def _text_int(value: object, what: str, where: str, *, low: int = 1) -> int:
-    """An integer >= low from 3, 3.0, '3' or a numpy integer; SpecError otherwise."""
+    """An integer from `low` to MAX_SIZE from 3, 3.0, '3' or a numpy integer; SpecError
+    otherwise (one line: past the limit it says the limit)."""
     text = str(value).strip()
     number: int | None
     if isinstance(value, bool):
@@ -100,11 +114,13 @@ def _text_int(value: object, what: str, where: str, *, low: int = 1) -> int:
     else:
         try:
             number = int(text)
-        except ValueError:
-            number = None
+        except ValueError:  # not an integer, or past Python's 4,300 digits
+            number = MAX_SIZE + 1 if is_digits(text) else None
     if number is None or number < low:
         kind = "a positive" if low == 1 else "a non-negative"
-        raise SpecError(f"{where}: {what} must be {kind} integer, got {text!r}")
+        raise SpecError(f"{where}: {what} must be {kind} integer, got {shown(text)}")
+    if number > MAX_SIZE:
+        raise over_limit(where, what, text, MAX_SIZE)
     return int(number)
 
 
@@ -119,21 +135,23 @@ def _text_pair(value: object, what: str, where: str) -> tuple[int, int]:
     if len(parts) == 1:
         parts = parts * 2
     if len(parts) != 2:
-        raise SpecError(f"{where}: {what} must be N or NxM, got {value!r}")
+        raise SpecError(f"{where}: {what} must be N or NxM, got {shown(value)}")
     try:
         return (_text_int(parts[0], what, where), _text_int(parts[1], what, where))
+    except LimitError:
+        raise
     except SpecError:
         raise SpecError(f"{where}: {what} must be N or NxM of positive integers, "
-                        f"got {str(value)!r}") from None
+                        f"got {shown(str(value))}") from None
 
 
 def _text_float(value: object, what: str, where: str) -> float:
     try:
         number = float(str(value).strip())
     except ValueError:
-        raise SpecError(f"{where}: {what} must be a number, got {str(value)!r}") from None
+        raise SpecError(f"{where}: {what} must be a number, got {shown(str(value))}") from None
     if not math.isfinite(number):
-        raise SpecError(f"{where}: {what} must be a finite number, got {str(value)!r}")
+        raise SpecError(f"{where}: {what} must be a finite number, got {shown(str(value))}")
     return number
 
 
@@ -143,7 +161,7 @@ def _text_bool(value: object, what: str, where: str) -> bool:
         return True
     if text in ("0", "false", "off", "no"):
         return False
-    raise SpecError(f"{where}: {what} must be on or off, got {str(value)!r}")
+    raise SpecError(f"{where}: {what} must be on or off, got {shown(str(value))}")
 
 
 def _blank(value: object) -> bool:
@@ -161,13 +179,13 @@ def build_layer(kind: str, fields: Mapping[str, object], where: str = "layer") -
     raw_kind = str(kind).strip().lower() if not _blank(kind) else ""
     kind = _ALIASES.get(raw_kind, raw_kind) or raw_kind
     if kind not in KINDS:
-        shown = raw_kind or "(empty)"
-        raise SpecError(f"{where}: unknown layer kind {shown!r}; known: {', '.join(KINDS)}")
+        raise SpecError(f"{where}: unknown layer kind {shown(raw_kind or '(empty)')}; "
+                        f"known: {', '.join(KINDS)}")
     given = {k: v for k, v in fields.items() if not _blank(v)}
     allowed = _keys(kind) + COMMON_KEYS
     for key in given:
         if key not in allowed:
-            raise SpecError(f"{where}: {kind} has no option {key!r}; "
+            raise SpecError(f"{where}: {kind} has no option {shown(key)}; "
                             f"it takes {', '.join(allowed)}")
     for key in _required(kind):
         if key not in given:
@@ -188,12 +206,12 @@ def build_layer(kind: str, fields: Mapping[str, object], where: str = "layer") -
         elif key == "padding":
             padding = str(value).strip().lower()
             if padding not in PADDINGS:
-                raise SpecError(f"{where}: padding must be 'valid' or 'same', got {value!r}")
+                raise SpecError(f"{where}: padding must be 'valid' or 'same', got {shown(value)}")
             args["padding"] = padding
         elif key == "act":
             act = str(value).strip().lower()
             if act not in ACTIVATIONS:
-                raise SpecError(f"{where}: unknown activation {act!r}; "
+                raise SpecError(f"{where}: unknown activation {shown(act)}; "
                                 f"known: {', '.join(ACTIVATIONS)}")
             args["activation"] = act
         elif key == "bias":
@@ -201,14 +219,14 @@ def build_layer(kind: str, fields: Mapping[str, object], where: str = "layer") -
         elif key == "rate":
             rate = _text_float(value, "dropout rate", where)
             if not 0 <= rate < 1:
-                raise SpecError(f"{where}: dropout rate must be in [0, 1), got {value!r}")
+                raise SpecError(f"{where}: dropout rate must be in [0, 1), got {shown(value)}")
             args["rate"] = rate
         elif key == "depth_radius":
             args["depth_radius"] = _text_int(value, "depth_radius", where, low=0)
         elif key in ("lrn_bias", "alpha", "beta"):
             number = _text_float(value, key, where)
             if number < 0:
-                raise SpecError(f"{where}: {key} must be non-negative, got {value!r}")
+                raise SpecError(f"{where}: {key} must be non-negative, got {shown(value)}")
             args[key] = number
         elif key == "pad":
             parts = value if isinstance(value, tuple | list) else re.split(r"[,x ]+",
@@ -220,7 +238,7 @@ def build_layer(kind: str, fields: Mapping[str, object], where: str = "layer") -
                 pads = [pads[0], pads[0], pads[1], pads[1]]
             if len(pads) != 4:
                 raise SpecError(f"{where}: pad must be 1, 2 or 4 non-negative integers, "
-                                f"got {value!r}")
+                                f"got {shown(value)}")
             args["pad"] = tuple(pads)
     if "stride" in allowed and "strides" not in args:
         # Explicit Keras defaults, so that text -> spec -> text -> spec is stable.
@@ -233,7 +251,7 @@ def parse_layer(text: str, where: str | None = None) -> LayerSpec:
 
     Fields left out take Keras' defaults (KERAS_DEFAULTS).
     """
-    where = where or f"layer {text!r}"
+    where = where or f"layer {shown(text, 60)}"
     if not isinstance(text, str) or not text.strip():
         raise SpecError(f"{where}: empty layer")
     kind, *parts = [p.strip() for p in text.strip().split(":")]
@@ -331,16 +349,24 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
     if len(parts) == 2:
         parts.append("1")
     if len(parts) != 3:
-        raise SpecError(f"input: {text!r} must be HxWxC, e.g. 200x300x3")
-    return tuple(_text_int(p, "every size", f"input {text!r}") for p in parts)  # type: ignore
+        raise SpecError(f"input: {shown(text)} must be HxWxC, e.g. 200x300x3")
+    try:
+        return tuple(_text_int(p, "every size", f"input {shown(text)}")  # type: ignore
+                     for p in parts)
+    except LimitError:
+        raise over_limit("input", "each size", text, MAX_SIZE) from None
 
 
 def parse_layers_text(text: str) -> list[LayerSpec]:
     """The layers of a text, one per line (blank lines and # comments skipped); a bad line
     raises SpecError naming it: 'line 3 (dense:x): units must be ...'."""
     lines = [line.strip() for line in str(text).splitlines()]
-    layers = [parse_layer(line, f"line {i} ({line})")
-              for i, line in enumerate(lines, start=1) if line and not line.startswith("#")]
+    numbered = [(i, line) for i, line in enumerate(lines, start=1)
+                if line and not line.startswith("#")]
+    if len(numbered) > MAX_LAYERS:
+        raise LimitError(f"text: {len(numbered):,} layers, more than the calculator's limit of "
+                         f"{MAX_LAYERS:,}")
+    layers = [parse_layer(line, where_text(f"line {i}", line)) for i, line in numbered]
     if not layers:
         raise SpecError("text: give at least one layer, one per line")
     return layers
@@ -431,17 +457,20 @@ def rows_to_layers(rows: Iterable[Mapping[str, object]]) -> list[LayerSpec]:
     filled = [row for row in rows if not all(_blank(v) for v in row.values())]
     if not filled:
         raise SpecError("the network has no layers: add a row")
+    if len(filled) > MAX_LAYERS:
+        raise LimitError(f"the network has {len(filled):,} layers, more than the calculator's "
+                         f"limit of {MAX_LAYERS:,}")
     kinds = []
     for row in filled:
         raw_kind = row.get("kind")
         kind = "" if _blank(raw_kind) else str(raw_kind).strip().lower()
         kinds.append(_ALIASES.get(kind, kind))
     # The names analyze() will give, so that a message names the row as the results do.
-    shown = auto_names([LayerSpec(kind or "layer", "" if _blank(row.get("name"))
-                                   else str(row.get("name")).strip())
-                         for kind, row in zip(kinds, filled, strict=True)])
+    auto = auto_names([LayerSpec(kind or "layer", "" if _blank(row.get("name"))
+                                  else str(row.get("name")).strip())
+                        for kind, row in zip(kinds, filled, strict=True)])
     layers = []
-    for row, kind, shown_name in zip(filled, kinds, shown, strict=True):
+    for row, kind, shown_name in zip(filled, kinds, auto, strict=True):
         name = row.get("name")
         # An unknown kind has no automatic name: then only an explicit one is shown.
         where = layer_where(len(layers) + 1,
@@ -462,7 +491,7 @@ def rows_to_layers(rows: Iterable[Mapping[str, object]]) -> list[LayerSpec]:
             for item in str(options).replace(";", " ").split():
                 key, sep, value = item.partition("=")
                 if not sep:
-                    raise SpecError(f"{where}: option {item!r} must look like key=value")
+                    raise SpecError(f"{where}: option {shown(item)} must look like key=value")
                 fields[key.strip().lower()] = value
         layers.append(build_layer(kind, fields, where))
     return layers

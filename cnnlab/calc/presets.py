@@ -1,5 +1,6 @@
 """Ready-made networks for the calculator, and the calculator's configuration as a URL
-query string (so a lecturer can bookmark a preset and a student open the same view).
+query string (so a lecturer can bookmark a preset and a student open the same view; a long
+layer list travels packed, as `cnnlab.calc.bookmark` says).
 
 `PRESETS[name] -> (input_shape, [LayerSpec, ...])`. Each count is checked against Keras in
 tests/test_calc_keras.py (VGG16 against `keras.applications.VGG16(weights=None)`).
@@ -10,9 +11,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cnnlab.calc.grammar import format_layer, parse_input_shape, parse_layer
+from cnnlab.calc import bookmark
+from cnnlab.calc.analysis import analyze
+from cnnlab.calc.grammar import (
+    format_layer,
+    format_layers_text,
+    parse_input_shape,
+    parse_layer,
+    parse_layers_text,
+    where_text,
+)
 from cnnlab.calc.memory import DTYPES, OPTIMIZER_SLOTS
-from cnnlab.calc.spec import LayerSpec, SpecError
+from cnnlab.calc.spec import (
+    MAX_BATCH,
+    MAX_GPU_GB,
+    MAX_LAYERS,
+    MIN_GPU_GB,
+    LayerSpec,
+    LimitError,
+    SpecError,
+    shown,
+)
 from cnnlab.nets.builders import alexnet as alexnet_network
 from cnnlab.nets.builders import lenet5 as lenet5_network
 from cnnlab.nets.builders import vgg16 as vgg16_network
@@ -96,9 +115,6 @@ PRESET_NOTES: dict[str, str] = {
              "as keras.applications.VGG16.",
 }
 DEFAULT_PRESET = "seed exercise"
-MAX_BATCH = 10**9  # limits of a configuration read from a URL
-MIN_GPU_GB, MAX_GPU_GB = 0.01, 10**6
-MAX_INPUT_SIZE = 10**6
 
 
 @dataclass(frozen=True)
@@ -119,19 +135,24 @@ class CalcConfig:
 def preset_config(name: str, **overrides) -> CalcConfig:
     """The configuration of preset `name` (its usual batch; other settings default)."""
     if name not in PRESETS:
-        raise SpecError(f"preset: unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        raise SpecError(f"preset: unknown preset {shown(name)}; known: {', '.join(PRESETS)}")
     input_shape, layers = PRESETS[name]
     settings = {"batch": PRESET_BATCH[name], "preset": name} | overrides
     return CalcConfig(input_shape, tuple(layers), **settings)
 
 
 def to_query(config: CalcConfig) -> dict[str, str | list[str]]:
-    """The URL query parameters of `config` (layers as repeated `layer=` in the CLI grammar)."""
+    """The URL query parameters of `config`: layers as repeated `layer=` in the CLI grammar,
+    or, past `bookmark.PACK_ABOVE` characters, as one `packed=` value. (The page checks
+    `bookmark.too_large` before writing it.)"""
     query: dict[str, str | list[str]] = {}
     if config.preset:
         query["preset"] = config.preset
     query["input"] = "x".join(map(str, config.input_shape))
     query["layer"] = [format_layer(spec) for spec in config.layers]
+    if bookmark.query_chars(query) > bookmark.PACK_ABOVE:
+        del query["layer"]
+        query[bookmark.PACKED_KEY] = bookmark.pack(format_layers_text(config.layers))
     query["batch"] = str(config.batch)
     query["dtype"] = config.dtype
     query["optimizer"] = config.optimizer
@@ -151,50 +172,71 @@ def _one(query: Mapping[str, str | Sequence[str]], key: str) -> str | None:
 
 
 def from_query(query: Mapping[str, str | Sequence[str]]) -> CalcConfig:
-    """The configuration in URL query parameters; raises SpecError (one line) if bad.
+    """The configuration in URL query parameters; raises SpecError (one line) if bad,
+    including a network the calculator refuses (`analyze`'s checks and limits).
 
-    `?preset=VGG16` alone opens a preset; `layer=` and `input=` override its network.
+    `?preset=VGG16` alone opens a preset; `layer=` (or `packed=`) and `input=` override its
+    network.
     """
     preset = _one(query, "preset")
     base = preset_config(preset if preset is not None else DEFAULT_PRESET)
     layers_text = query.get("layer")
     if isinstance(layers_text, str):
         layers_text = [layers_text]
+    packed = _one(query, bookmark.PACKED_KEY)
+    if packed is not None and layers_text:
+        raise SpecError(f"layer/{bookmark.PACKED_KEY}: give the layers one way, not both")
+    if len(layers_text or ()) > MAX_LAYERS:
+        raise LimitError(f"layer: {len(layers_text):,} layers, more than the calculator's "
+                         f"limit of {MAX_LAYERS:,}")
     input_text = _one(query, "input")
     input_shape = parse_input_shape(input_text) if input_text else base.input_shape
-    layers = tuple(parse_layer(text, f"layer {i} ({text})")
-                   for i, text in enumerate(layers_text or [], start=1)) or base.layers
+    if packed is not None:
+        layers = tuple(parse_layers_text(bookmark.unpack(packed)))
+    else:
+        layers = tuple(parse_layer(text, where_text(f"layer {i}", text))
+                       for i, text in enumerate(layers_text or [], start=1)) or base.layers
     batch_text, gpu_text, accum_text = _one(query, "batch"), _one(query, "gpu"), _one(query, "accum")
     try:
         batch = int(batch_text) if batch_text else base.batch
         accum = int(accum_text) if accum_text else 1
-    except ValueError:
-        raise SpecError(f"batch/accum: must be positive integers, got {batch_text!r}, "
-                        f"{accum_text!r}") from None
+    except ValueError:  # not an integer, or past Python's 4,300 digits
+        raise SpecError(f"batch/accum: must be positive integers, got {shown(batch_text)}, "
+                        f"{shown(accum_text)}") from None
     try:
         gpu_gb = float(gpu_text) if gpu_text else base.gpu_gb
     except ValueError:
-        raise SpecError(f"gpu: must be a number of GB, got {gpu_text!r}") from None
+        raise SpecError(f"gpu: must be a number of GB, got {shown(gpu_text)}") from None
     dtype = _one(query, "dtype") or base.dtype
     optimizer = _one(query, "optimizer") or base.optimizer
     if dtype not in DTYPES:
-        raise SpecError(f"dtype: must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        raise SpecError(f"dtype: must be one of {', '.join(DTYPES)}, got {shown(dtype)}")
     if optimizer not in OPTIMIZER_SLOTS:
         raise SpecError(f"optimizer: must be one of {', '.join(OPTIMIZER_SLOTS)}, "
-                        f"got {optimizer!r}")
+                        f"got {shown(optimizer)}")
     # Bounds keep every value inside what the page's number inputs can show.
     if not 1 <= batch <= MAX_BATCH or not 1 <= accum <= batch:
         raise SpecError(f"batch/accum: batch must be 1..{MAX_BATCH:,} and accum 1..batch, "
-                        f"got {batch}, {accum}")
+                        f"got {shown(batch)}, {shown(accum)}")
     if not MIN_GPU_GB <= gpu_gb <= MAX_GPU_GB:
         raise SpecError(f"gpu: must be between {MIN_GPU_GB} and {MAX_GPU_GB:,} GB, "
-                        f"got {gpu_text!r}")
-    if max(input_shape) > MAX_INPUT_SIZE:
-        raise SpecError(f"input: each size must be at most {MAX_INPUT_SIZE:,}, got "
-                        f"{input_text!r}")
+                        f"got {shown(gpu_text)}")
+    analyze(input_shape, layers, batch=batch, dtype=dtype, optimizer=optimizer,
+            accum_steps=accum)  # a network the calculator refuses is a bad link
     unchanged = preset is not None and layers == base.layers and input_shape == base.input_shape
     return CalcConfig(input_shape, layers, batch, dtype, optimizer, gpu_gb, accum,
                       preset if unchanged else None)
+
+
+def spec_text(config: CalcConfig) -> str:
+    """The configuration as a text file: its settings as `#` comments, then one layer per line
+    (what the page's *Edit as text* box and `parse_layers_text` read; comments are skipped).
+    The page offers it when a network is too large to bookmark."""
+    settings = (f"input {'x'.join(map(str, config.input_shape))}, batch {config.batch}, "
+                f"accum {config.accum_steps}, dtype {config.dtype}, optimizer "
+                f"{config.optimizer}, gpu {config.gpu_gb:g} GB")
+    return (f"# cnnlab calculator: {settings}\n# {len(config.layers):,} layers, one per line\n"
+            f"{format_layers_text(config.layers)}\n")
 
 
 def match_preset(input_shape: Sequence[int], layers: Sequence[LayerSpec]) -> str | None:

@@ -5,6 +5,7 @@ worked answer. Plain values and strings; the calculator page and the CLI only la
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,9 +16,14 @@ from cnnlab.calc.memory import DTYPES, GB, MB, PARAM_BYTES, MemoryEstimate
 
 
 def format_bytes(n: float | None) -> str:
-    """'12.61 MB' below 1 GB, else '2.27 GB' (decimal units)."""
-    if n is None:
+    """'12.61 MB' below 1 GB, else '2.27 GB' (decimal units); past 10^21 GB (far past the
+    calculator's limits) '1.00e+25 GB'. Never raises: '-' for None, NaN or an infinity."""
+    if n is None or (isinstance(n, float) and not math.isfinite(n)):
         return "-"
+    if abs(n) >= GB * 10**21:
+        # Integer division first: a huge int over GB would not fit a float.
+        gb = n // GB
+        return f"{gb:.2e} GB" if abs(gb) < 10**300 else "more than 10^300 GB"
     if abs(n) >= GB:
         return f"{n / GB:,.2f} GB"
     return f"{n / MB:,.2f} MB"

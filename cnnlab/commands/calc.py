@@ -3,8 +3,10 @@
     python -m cnnlab calc --input 200x300x3 --layer conv:100:3:2:same \\
         --layer conv:200:3:2:same --layer conv:400:3:2:same --batch 50 --json
 
-`--help` prints the layer grammar (`cnnlab.calc.grammar.GRAMMAR_HELP`) and the memory model
-(`cnnlab.calc.memory.MEMORY_ASSUMPTIONS`).
+`--help` prints the layer grammar (`cnnlab.calc.grammar.GRAMMAR_HELP`), the memory model
+(`cnnlab.calc.memory.MEMORY_ASSUMPTIONS`) and the calculator's limits
+(`cnnlab.calc.spec.LIMITS`). Every value is checked, within those limits, before any is used:
+a bad one is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -16,10 +18,22 @@ import textwrap
 
 # Only the pure-Python calculator: this command never imports TensorFlow.
 from cnnlab.calc.analysis import ModelStats, analyze
-from cnnlab.calc.grammar import GRAMMAR_HELP, parse_input_shape, parse_layer
+from cnnlab.calc.grammar import GRAMMAR_HELP, parse_input_shape, parse_layer, where_text
 from cnnlab.calc.memory import DTYPES, GB, MB, MEMORY_ASSUMPTIONS, OPTIMIZER_SLOTS
 from cnnlab.calc.presets import PRESET_BATCH, PRESETS
-from cnnlab.calc.spec import SpecError
+from cnnlab.calc.spec import (
+    LIMITS,
+    MAX_BATCH,
+    MAX_GPU_GB,
+    MAX_LAYERS,
+    MIN_GPU_GB,
+    LimitError,
+    SpecError,
+    is_digits,
+    over_limit,
+    shown,
+)
+from cnnlab.ui.safe import one_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,21 +60,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def _bullets(lines: tuple[str, ...]) -> str:
+    return "\n".join(textwrap.fill(line, 88, initial_indent="- ", subsequent_indent="  ")
+                     for line in lines)
+
+
 def epilog() -> str:
-    """The layer grammar and the memory model, as `--help` prints them after the options."""
-    assumptions = "\n".join(textwrap.fill(line, 88, initial_indent="- ", subsequent_indent="  ")
-                            for line in MEMORY_ASSUMPTIONS)
-    return f"Layer grammar:\n{GRAMMAR_HELP}\n\nMemory model:\n{assumptions}"
+    """The layer grammar, the memory model and the limits, as `--help` prints them after the
+    options."""
+    return (f"Layer grammar:\n{GRAMMAR_HELP}\n\nMemory model:\n{_bullets(MEMORY_ASSUMPTIONS)}"
+            f"\n\nLimits:\n{_bullets(LIMITS)}")
 
 
-def _positive_int(text: str, option: str) -> int:
+def _positive_int(text: str, option: str, high: int) -> int:
+    """A positive integer of at most `high` from an option's text; SpecError otherwise."""
     try:
         value = int(text)
-    except ValueError:
-        value = 0
+    except ValueError:  # not an integer, or past Python's 4,300 digits
+        value = high + 1 if is_digits(text.strip()) else 0
     if value < 1:
-        raise SpecError(f"{option}: must be a positive integer, got {text!r}")
+        raise SpecError(f"{option}: must be a positive integer, got {shown(text)}")
+    if value > high:
+        raise over_limit(option, "", text, high)
     return value
+
+
+def _gpu_bytes(text: str) -> float:
+    """--gpu GB as bytes, from MIN_GPU_GB to MAX_GPU_GB (so never inf, nan or 0)."""
+    try:
+        gb = float(text)
+    except ValueError:
+        gb = float("nan")
+    if not MIN_GPU_GB <= gb <= MAX_GPU_GB:  # false for nan
+        raise SpecError(f"--gpu: must be a positive number of GB from {MIN_GPU_GB} to "
+                        f"{MAX_GPU_GB:,}, got {shown(text)}")
+    return gb * GB
 
 
 def to_json(stats: ModelStats, gpu_bytes: float | None = None) -> dict:
@@ -132,7 +166,7 @@ def to_table(stats: ModelStats, gpu_bytes: float | None = None) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         if args.preset is not None and args.preset not in PRESETS:
-            raise SpecError(f"--preset: unknown preset {args.preset!r}; known: "
+            raise SpecError(f"--preset: unknown preset {shown(args.preset)}; known: "
                             f"{', '.join(PRESETS)}")
         preset_shape, preset_layers = PRESETS[args.preset] if args.preset else (None, [])
         if args.input is not None:
@@ -141,30 +175,27 @@ def run(args: argparse.Namespace) -> int:
             input_shape = preset_shape
         else:
             raise SpecError("--input: required, e.g. --input 200x300x3 (or --preset NAME)")
-        layers = [parse_layer(text, f"--layer {i} ({text})")
+        if len(args.layer) > MAX_LAYERS:
+            raise LimitError(f"--layer: {len(args.layer):,} layers, more than the calculator's "
+                             f"limit of {MAX_LAYERS:,}")
+        layers = [parse_layer(text, where_text(f"--layer {i}", text))
                   for i, text in enumerate(args.layer, start=1)] or list(preset_layers)
         if not layers:
             raise SpecError("--layer: give at least one layer, e.g. --layer conv:32:3")
         default_batch = str(PRESET_BATCH[args.preset]) if args.preset else "1"
-        batch = _positive_int(args.batch or default_batch, "--batch")
-        accum = _positive_int(args.accum, "--accum")
+        batch = _positive_int(args.batch or default_batch, "--batch", MAX_BATCH)
+        accum = _positive_int(args.accum, "--accum", MAX_BATCH)
         if args.dtype not in DTYPES:
-            raise SpecError(f"--dtype: must be one of {', '.join(DTYPES)}, got {args.dtype!r}")
+            raise SpecError(f"--dtype: must be one of {', '.join(DTYPES)}, "
+                            f"got {shown(args.dtype)}")
         if args.optimizer not in OPTIMIZER_SLOTS:
             raise SpecError(f"--optimizer: must be one of {', '.join(OPTIMIZER_SLOTS)}, "
-                            f"got {args.optimizer!r}")
-        gpu_bytes = None
-        if args.gpu is not None:
-            try:
-                gpu_bytes = float(args.gpu) * GB
-            except ValueError:
-                gpu_bytes = -1.0
-            if not gpu_bytes > 0:
-                raise SpecError(f"--gpu: must be a positive number of GB, got {args.gpu!r}")
+                            f"got {shown(args.optimizer)}")
+        gpu_bytes = None if args.gpu is None else _gpu_bytes(args.gpu)
         stats = analyze(input_shape, layers, batch=batch, dtype=args.dtype,
                         optimizer=args.optimizer, accum_steps=accum)
     except SpecError as error:
-        print(f"calc: {error}", file=sys.stderr)
+        print(f"calc: {one_line(error, 1000)}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(to_json(stats, gpu_bytes)))
