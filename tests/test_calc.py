@@ -30,7 +30,7 @@ from tests import ROOT
 
 SEED_SHAPE, SEED_LAYERS = PRESETS["seed exercise"]
 CALC_MODULES = ("spec", "analysis", "memory", "grammar", "report", "fit", "presets",
-                "keras_oracle", "charts")
+                "bookmark", "keras_oracle", "charts")
 
 
 def seed(**kw):

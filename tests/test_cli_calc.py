@@ -11,6 +11,7 @@ import pytest
 from cnnlab.__main__ import main
 from cnnlab.calc.grammar import GRAMMAR_HELP
 from cnnlab.calc.memory import MEMORY_ASSUMPTIONS
+from cnnlab.calc.spec import LIMITS
 from tests import ROOT
 
 EXERCISE = ["calc", "--input", "200x300x3", "--layer", "conv:100:3:2:same", "--layer",
@@ -124,3 +125,73 @@ def test_help_prints_the_grammar_and_the_memory_model(capsys):
     flat = " ".join(out.split())
     assert all(" ".join(line.split()) in flat for line in MEMORY_ASSUMPTIONS)
     assert "optimizer slots per parameter: sgd 0, momentum 1, adam 2" in flat
+
+
+# ----------------------------------------------------------------------- hostile input (issue 15)
+
+HUGE = "1" + "0" * 400  # `conv:1<400 zeros>:3`
+
+
+@pytest.mark.parametrize("argv, message", [
+    *[(["--input", "8x8x3", "--layer", "conv:8:3", f"--gpu={gpu}"],
+       f"calc: --gpu: must be a positive number of GB from 0.01 to 1,000,000, got '{gpu}'\n")
+      for gpu in ("inf", "nan", "1e300", "-1", "0", "-inf", "0.001", "1000001")],
+    (["--input", "8x8x3", "--layer", f"conv:{HUGE}:3"],
+     "calc: --layer 1 (conv:100000000000000000000000000000000000000000000000000000…): "
+     "filters must be at most 1,000,000 (the calculator's limit), got "
+     "'1000000000000000000000000000000000000…' (401 characters)\n"),
+    (["--input", "8x8x3", "--layer", f"zeropad:{HUGE}"],
+     "calc: --layer 1 (zeropad:100000000000000000000000000000000000000000000000000…): "
+     "pad must be at most 1,000,000 (the calculator's limit), got "
+     "'1000000000000000000000000000000000000…' (401 characters)\n"),
+    (["--input", "8x8x3", "--layer", "conv:10000000000000000000000:3"],
+     "calc: --layer 1 (conv:10000000000000000000000:3): filters must be at most 1,000,000 "
+     "(the calculator's limit), got '10000000000000000000000'\n"),
+    (["--input", "1000000x1000000x3", "--layer", "conv:8:3", "--batch", "1000000000"],
+     "calc: batch: training a batch of 1,000,000,000 needs 4.40e+22 bytes, more than the "
+     "calculator's limit of 10^18 bytes (1 EB)\n"),
+    (["--input", "1000001x8x3", "--layer", "flatten"],
+     "calc: input: each size must be at most 1,000,000 (the calculator's limit), "
+     "got '1000001x8x3'\n"),
+    (["--input", "8x8x3", "--layer", "flatten", "--batch", "1000000001"],
+     "calc: --batch: must be at most 1,000,000,000 (the calculator's limit), "
+     "got '1000000001'\n"),
+    (["--input", "8x8x3", "--layer", "flatten", "--batch", "1" + "0" * 5000],
+     "calc: --batch: must be at most 1,000,000,000 (the calculator's limit), "
+     "got '1000000000000000000000000000000000000…' (5,001 characters)\n"),
+    (["--input", "8x8x3", "--layer", "flatten", "--batch", "1e9"],
+     "calc: --batch: must be a positive integer, got '1e9'\n"),
+    (["--input", "8x8x3", "--layer", "flatten", "--batch", "4", "--accum", "10000000000"],
+     "calc: --accum: must be at most 1,000,000,000 (the calculator's limit), "
+     "got '10000000000'\n"),
+    (["--input", "8x8x3", "--layer", "flatten", "--batch", "4", "--accum", "5"],
+     "calc: accumulation steps: 5 is more than the batch of 4\n"),
+    (["--input", "8x8x3", "--layer", "conv:8:3\nx"],
+     "calc: --layer 1 (conv:8:3\\nx): kernel must be N or NxM of positive integers, "
+     "got '3\\nx'\n"),
+    (["--input", "1x1x1", *["--layer", "maxpool:1:1000000:same"] * 3],
+     "calc: layer 3 (maxpool3): its receptive field reaches 1,000,000,000,000,000,000 input "
+     "pixels (strides multiply along the stack), more than the calculator's limit of 10^15\n"),
+    (["--input", "8x8x3", *["--layer", "dropout"] * 10_001],
+     "calc: --layer: 10,001 layers, more than the calculator's limit of 10,000\n"),
+])
+def test_numbers_past_the_limits_exit_2_with_one_line(capsys, argv, message):
+    code, out, err = run_cli(capsys, "calc", *argv)
+    assert (code, out, err) == (2, "", message)
+
+
+def test_issue_15_commands_in_a_real_process_have_no_traceback():
+    for argv in (["--input", "8x8x3", "--layer", "conv:8:3", "--gpu", "inf"],
+                 ["--input", "8x8x3", "--layer", f"conv:{HUGE}:3"]):
+        proc = subprocess.run([sys.executable, "-m", "cnnlab", "calc", *argv],
+                              capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_help_states_the_limits(capsys):
+    with pytest.raises(SystemExit):
+        main(["calc", "--help"])
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "Limits:" in flat
+    assert all(" ".join(line.split()) in flat for line in LIMITS)
