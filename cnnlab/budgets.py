@@ -3,10 +3,10 @@ headers, bytes about to be written) and refuses with one line before the expensi
 
 - `PixelBudget`: declared pixels summed over one upload or one archive, from
   `cnnlab.vision.images.probe_image`/`probe_file` headers, before any image is decoded.
-  The default, `ARCHIVE_PIXELS`, bounds the decoding an archive can ask for: about 5 ns a
-  pixel for a 1-bit PNG, 50-120 ns for RGBA PNG and 16-bit/float TIFF converted and
-  reduced (bench/hostile.py), so 2 gigapixels is seconds to a few minutes of one core at
-  worst, where 20,000 copies of a 50 MP PNG would be hours.
+  Decoding costs (bench/hostile.py, one core): about 4 ns a pixel for a 1-bit PNG, 10 for
+  grey, 35 for a float TIFF, 57 for an RGBA PNG (49 MP in 2.8 s), so the default
+  `ARCHIVE_PIXELS` (1 gigapixel: 5,000 images of 447x447) is a minute of decoding at worst,
+  where the issue's 19,990 copies of a 50 MP PNG would have been 74 minutes.
 - `DiskBudget`: bytes one session may hold on the server's disk (`CNNLAB_SESSION_DISK`,
   e.g. "1G" or "500M"; default `SESSION_DISK_BYTES`), charged before extracting.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from cnnlab.ui.safe import quoted
 
-ARCHIVE_PIXELS = 2_000_000_000  # declared pixels in one archive or one batch of uploads
+ARCHIVE_PIXELS = 1_000_000_000  # declared pixels in one archive or one batch of uploads
 SESSION_DISK_BYTES = 1024**3  # 1 GiB per session unless CNNLAB_SESSION_DISK says otherwise
 SESSION_DISK_ENV = "CNNLAB_SESSION_DISK"
 

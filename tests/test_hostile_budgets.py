@@ -56,7 +56,7 @@ def test_pixel_budget_refuses_before_decoding():
 
 def test_the_default_archive_budget_stops_the_issues_archive_at_its_headers():
     """Row 1: 19,990 copies of a 50 MP 1-bit PNG would be 74 minutes of decoding; the
-    budget stops it at the 41st header."""
+    budget stops it at the 21st header (1 gigapixel)."""
     budget = PixelBudget("archive bomb.zip")
     header = png_header(7100, 7042)
     charged = 0
