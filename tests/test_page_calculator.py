@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
+from cnnlab.calc import bookmark
 from cnnlab.calc import charts as calc_charts
 from cnnlab.calc.analysis import analyze
 from cnnlab.calc.grammar import GRAMMAR_HELP
 from cnnlab.calc.memory import GB
 from cnnlab.calc.presets import PRESETS
+from cnnlab.ui.safe import plain
 from tests.apptest import APP, app_at, run_isolated
 
 EDITOR = "calc_layers_0"  # the first layer editor's key (a new one per loaded preset)
@@ -181,3 +185,108 @@ def test_figures_show_the_computed_numbers():
     assert mixed.y[list(mixed.x).index(50)] == pytest.approx(
         stats.at(dtype="mixed_float16").training_bytes / GB)
     assert max(line.x) >= largest
+
+
+# ----------------------------------------------------------------------- hostile input (issue 15)
+
+
+def open_link(query: dict) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query)
+    at.run()
+    at.switch_page("pages/calculator.py").run()
+    return at
+
+
+def assert_one_plain_error(at, starts: str) -> None:
+    """No traceback; exactly one error box, which reads `starts...` and whose Markdown source
+    is that text escaped (`plain`), so nothing in it renders as an image, link or formula."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1, errors(at)
+    assert errors(at)[0].startswith(starts), errors(at)[0]
+    assert at.error[0].value == plain(errors(at)[0], 1000)
+
+
+LINK = "The link's configuration is not valid: "
+
+
+@pytest.mark.parametrize("query, message", [
+    ({"layer": "conv:10000000000000000000000:3", "input": "8x8x3"},
+     "layer 1 (conv:10000000000000000000000:3): filters must be at most 1,000,000 (the "
+     "calculator's limit), got '10000000000000000000000'"),
+    ({"layer": "zeropad:1" + "0" * 400, "input": "8x8x3"},
+     "layer 1 (zeropad:100000000000000000000000000000000000000000000000000…): pad must be at "
+     "most 1,000,000 (the calculator's limit), got '1000000000000000000000000000000000000…' "
+     "(401 characters)"),
+    ({"input": "1000000x1000000x3", "batch": "1000000000"},
+     "layer 2 (conv2): the network reaches 11,925,000,000,000,000 multiply-accumulates here, "
+     "more than the calculator's limit of 10^15"),
+    ({"input": "1000000x1000000x3", "layer": "conv:8:3", "batch": "1000000000"},
+     "batch: training a batch of 1,000,000,000 needs 4.40e+22 bytes, more than the "
+     "calculator's limit of 10^18 bytes (1 EB)"),
+    ({"gpu": "inf"}, "gpu: must be between 0.01 and 1,000,000 GB, got 'inf'"),
+    ({"packed": bookmark.pack("\n" * 6_000_000)},
+     "packed: the layer text is more than 1,000,000 bytes once decompressed (the "
+     "calculator's limit)"),
+    ({"layer": "![x](https:127.0.0.1:8599):8"},
+     "layer 1 (![x](https:127.0.0.1:8599):8): unknown layer kind '![x](https'"),
+    ({"layer": "conv:8:3:name=$x^2$ <b>b</b> [a](x.org) **c**"},
+     "layer 1 ($x^2$ <b>b</b> [a](x.org) **c**): name '$x^2$ <b>b</b> [a](x.org) **c**' must "
+     "start with a letter"),
+])
+def test_a_hostile_link_gives_one_plain_error_and_opens_the_default(query, message):
+    at = open_link(query)
+    assert_one_plain_error(at, LINK + message)
+    # Every character Markdown, KaTeX or HTML would act on is backslash-escaped.
+    assert not re.search(r"(?<!\\)[][()$<>*!_]", at.error[0].value), at.error[0].value
+    assert metrics(at)["Parameters"] == "903,400"
+
+
+def test_hostile_text_and_cells_give_one_plain_error(at):
+    at.text_area[0].set_value("conv:8:3\n![x](https://127.0.0.1:8599/x.png)").run()
+    next(b for b in at.button if b.label == "Use this text").click().run()
+    assert_one_plain_error(at, "line 2 (![x](https://127.0.0.1:8599/x.png)): unknown layer "
+                               "kind '![x](https'")
+    at = app_at("pages/calculator.py")
+    edit(at, edited_rows={1: {"kernel": "3x2000000"}})
+    assert_one_plain_error(at, "layer 2 (conv2): kernel must be at most 1,000,000 (the "
+                               "calculator's limit), got '2000000'")
+    edit(at, edited_rows={1: {"kernel": "3", "name": "[a](http://x.org)"}})
+    assert_one_plain_error(at, "layer 2 ([a](http://x.org)): name '[a](http://x.org)' must")
+
+
+def test_a_huge_number_in_the_table_is_ignored_not_a_traceback(at):
+    # Streamlit drops an edit its Int64 column cannot hold (and logs it); the browser's
+    # number cell stops at max_value before that.
+    edit(at, edited_rows={1: {"filters/units": 10**22}})
+    assert not at.exception and not at.error
+    assert metrics(at)["Parameters"] == "903,400"
+
+
+def use_text(at, text: str):
+    at.text_area[0].set_value(text).run()
+    next(b for b in at.button if b.label == "Use this text").click().run(timeout=120)
+    assert not at.exception and not at.error
+    return at
+
+
+def test_a_long_network_is_bookmarked_packed_and_the_bookmark_reopens_it(at):
+    use_text(at, "\n".join(["conv:4:3:1:same"] * 3000))
+    query = dict(at.query_params)  # AppTest's query_params: a plain dict
+    assert "layer" not in query and query[bookmark.PACKED_KEY]
+    assert bookmark.query_chars(query) <= bookmark.MAX_QUERY_CHARS
+    reopened = open_link(query)
+    assert not reopened.exception and not reopened.error
+    assert len(reopened.data_editor[0].value) == 3000
+    assert metrics(reopened)["Parameters"] == metrics(at)["Parameters"]
+
+
+def test_a_network_too_large_to_bookmark_is_offered_as_a_file(at):
+    rng = random.Random(11)
+    use_text(at, "\n".join(f"dropout:0.{rng.randrange(10**6):06d}" for _ in range(3000)))
+    assert len(at.data_editor[0].value) == 3000
+    notice = " ".join(i.value for i in at.info)
+    assert "This network is too large to bookmark" in notice
+    assert "over the 8,000 a link may have" in notice
+    assert [b.label for b in at.get("download_button")] == ["Download the layers (text)"]
+    assert list(at.query_params) == []  # no stale link to another network
