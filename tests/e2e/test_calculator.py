@@ -1,5 +1,6 @@
 """The calculator in a real browser: open a bookmarked preset, switch preset, change a
-value and see the totals change, type a bad cell and see one error, never a traceback."""
+value and see the totals change, type a bad cell and see one error, never a traceback; a
+hostile shared link (issue 15) renders nothing and fetches nothing off the server."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from tests import ROOT
 from tests.e2e.conftest import assert_no_exception, open_page, wait_for_app_run
 
 SHOTS = ROOT / "artifacts" / "e2e"
+WORD_JOINER = "\u2060"
 
 
 def metric_value(page, label: str) -> str:
@@ -70,6 +72,27 @@ def test_calculator_in_the_browser(app_url, page):
     error = page.locator("[data-testid='stAlertContentError']").first
     error.wait_for()
     wait_for_app_run(page)
-    assert "layer 2 (conv2): kernel must be N or NxM of positive integers, got '3y'" in error.inner_text()
+    # Shown through cnnlab.ui.safe.plain: invisible word joiners before colons.
+    assert "layer 2 (conv2): kernel must be N or NxM of positive integers, got '3y'" in \
+        error.inner_text().replace(WORD_JOINER, "")
     assert_no_exception(page)
     screenshot(page, "calculator-bad-cell.png")
+
+
+def test_a_hostile_link_renders_nothing_and_fetches_nothing_outside(app_url, page):
+    outside: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith((app_url, "data:", "blob:"))
+            else outside.append(r.url))
+    open_page(page, app_url, "calculator?layer=![x](https:127.0.0.1:8599):8&input=8x8x3")
+    assert_no_exception(page)
+    error = page.locator("[data-testid='stAlertContentError']")
+    assert error.count() == 1
+    assert error.inner_text().replace(WORD_JOINER, "").startswith(
+        "The link's configuration is not valid: layer 1 (![x](https:127.0.0.1:8599):8): "
+        "unknown layer kind '![x](https'")
+    main = page.locator("[data-testid='stMain']")
+    assert main.locator("img[src*='8599']").count() == 0
+    assert error.locator("img, a, .katex").count() == 0
+    assert metric_value(page, "Parameters") == "903,400"  # the default opened instead
+    page.wait_for_timeout(500)
+    assert outside == []
