@@ -1,8 +1,8 @@
 """Issue 15, the CLI rows: every hostile command ends with exit status 2, exactly one line on
 stderr and no traceback, in a real process. (Time and memory: bench/hostile.py.)
 
-Rows whose code lives in a room being restructured (calc's numeric flags, train's seed) are
-expected failures until phase 2 (reported as XPASS once they pass: then drop the mark)."""
+Rows whose code lives in a room still being restructured (train's seed) are expected
+failures until phase 2 (reported as XPASS once they pass: then drop the mark)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,6 @@ def test_several_bad_files_one_line_each(hostile_files):
     assert len(proc.stderr.strip().splitlines()) == 3 and proc.stdout == ""
 
 
-@PHASE_2
 @pytest.mark.parametrize("argv", [
     ["--gpu", "inf"], ["--gpu", "1e300"], ["--layer", "conv:1" + "0" * 400 + ":3"],
 ], ids=["gpu-inf", "gpu-1e300", "filters-401-digits"])

@@ -58,8 +58,8 @@ def test_plain_leaves_nothing_for_markdown_to_render(attack):
     assert "\n" not in source and "\r" not in source
     # Every ASCII punctuation character is backslash-escaped (so remark-math, GFM and
     # Streamlit's shortcodes, which all need one, find nothing).
-    assert re.fullmatch(r"(?:\\[%s]|[^%s])*" % (re.escape(string.punctuation),
-                                                re.escape(string.punctuation)), source)
+    punctuation = re.escape(string.punctuation)
+    assert re.fullmatch(rf"(?:\\[{punctuation}]|[^{punctuation}])*", source)
     # A would-be autolink is broken by a word joiner (GFM finds autolinks after escapes).
     visible = source.replace("\\", "")
     assert not re.search(r"(?i)https?://|www\.|\w@\w", visible)
