@@ -46,12 +46,6 @@ WATCHER_ON = ["--server.fileWatcherType", "auto", "--server.runOnSave", "true"] 
 
 # ---- the server --------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server:
     url: str
@@ -68,14 +62,21 @@ class Server:
         return "libtensorflow_framework" in Path(f"/proc/{self.proc.pid}/maps").read_text()
 
 
+def serve_command(port: int, watcher: bool = False) -> list[str]:
+    """`make run`'s command (`make dev`'s with watcher=True), on loopback only."""
+    return [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            *(WATCHER_ON if watcher else []), "--server.address", "127.0.0.1"]
+
+
 @contextlib.contextmanager
 def serve(watcher: bool = False, env: dict[str, str] | None = None,
           timeout: float = 120) -> Iterator[Server]:
-    """`streamlit run app.py` from the repo root (so its config applies) on 127.0.0.1; stopped
-    on exit. watcher=True adds `make dev`'s flags (the file watcher on, as before issue 10)."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", *(WATCHER_ON if watcher else [])]
+    """The app served from the repo root (so its config applies) on a free loopback port;
+    stopped on exit. watcher=True: the file watcher on (the default before issue 10)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = serve_command(port, watcher)
     full_env = {**os.environ, "CNNLAB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     log = Path(tempfile.gettempdir()) / f"cnnlab-load-{port}.log"
     with open(log, "w") as out:
@@ -112,22 +113,15 @@ class Run:
     arrived: list[float] = field(default_factory=list)  # perf_counter() of each element
     exceptions: list[str] = field(default_factory=list)
 
-    def texts(self) -> list[str]:
-        return [t for _, el in self.elements for t in element_texts(el)]
-
     def text(self) -> str:
-        return "\n".join(self.texts())
+        return "\n".join(t for _, el in self.elements for t in element_texts(el))
 
 
 def element_texts(el) -> list[str]:
     kind = el.WhichOneof("type")
-    if kind in ("markdown", "alert", "heading"):
-        return [getattr(el, kind).body]
-    if kind == "progress":
-        return [el.progress.text]
-    if kind in ("button", "number_input", "metric"):
-        return [getattr(el, kind).label]
-    return []
+    attr = {"markdown": "body", "alert": "body", "heading": "body", "progress": "text",
+            "button": "label", "number_input": "label", "metric": "label"}.get(kind)
+    return [getattr(getattr(el, kind), attr)] if attr else []
 
 
 class Session:
@@ -137,9 +131,7 @@ class Session:
     def __init__(self, url: str) -> None:
         self.ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
         self.ws = None
-        self.page_name = ""
-        self.query_string = ""
-        self.page_script_hash = ""
+        self.page_name = self.query_string = self.page_script_hash = ""
         self.widget_ids: dict[str, str] = {}        # user key -> widget id
         self.values: dict[str, tuple[str, object]] = {}   # widget key -> (proto field, value)
         self.auto_reruns: dict[str, float] = {}     # fragment id -> interval (s)
@@ -158,8 +150,7 @@ class Session:
                 await asyncio.wait_for(self.ws.close(), 10)
             self.ws = None
 
-    async def run(self, page: str | None = None, *, query: str | None = None,
-                  widgets: dict[str, tuple[str, object]] | None = None,
+    async def run(self, page: str | None = None, *, widgets: dict[str, tuple[str, object]] | None = None,
                   trigger: str | None = None, fragment_id: str | None = None,
                   timeout: float = 120) -> Run:
         """One script run (or fragment run): `widgets` are kept for later runs, `trigger` is a
@@ -169,13 +160,10 @@ class Session:
 
         if page is not None and page != self.page_name:
             self.page_name, self.page_script_hash = page, ""
-        if query is not None:
-            self.query_string = query
         self.values.update(widgets or {})
         msg = BackMsg()
         state = msg.rerun_script
-        state.query_string = self.query_string
-        state.page_name = self.page_name
+        state.query_string, state.page_name = self.query_string, self.page_name
         state.page_script_hash = self.page_script_hash
         state.cached_message_hashes.extend(self._cache)
         if fragment_id:
@@ -189,8 +177,7 @@ class Session:
             setattr(widget, kind, value)
         start = time.perf_counter()
         await self.ws.send(msg.SerializeToString())
-        run = Run(0.0)
-        await asyncio.wait_for(self._read_until_finished(run), timeout)
+        await asyncio.wait_for(self._read_until_finished(run := Run(0.0)), timeout)
         run.seconds = time.perf_counter() - start
         return run
 
@@ -239,8 +226,7 @@ class Session:
 
 
 async def first_and_reruns(url: str, page: str, firsts: int, reruns: int) -> dict:
-    """`firsts` new sessions one after another (first-run latency), then `reruns` reruns of
-    the page in the last one."""
+    """`firsts` new sessions one after another, then `reruns` reruns in the last one."""
     first, again, exceptions = [], [], []
     for _ in range(firsts):
         session = Session(url)
@@ -299,11 +285,10 @@ def read_train_page(run: Run, out: TrainOutcome, pressed: float | None = None) -
     """What a student reads on the Train page after this run; `pressed`: when Train was
     pressed (perf_counter), to time the first appearance of the finished run's result."""
     text = run.text()
-    if pressed is not None and out.seconds != out.seconds:      # not seen yet (NaN)
-        for (_, el), t in zip(run.elements, run.arrived, strict=True):
-            if any("Test accuracy" in x for x in element_texts(el)):
-                out.seconds = t - pressed
-                break
+    shown = [t for (_, el), t in zip(run.elements, run.arrived, strict=True)
+             if any("Test accuracy" in x for x in element_texts(el))]
+    if pressed is not None and shown and out.seconds != out.seconds:   # first seen (was NaN)
+        out.seconds = shown[0] - pressed
     out.exceptions += run.exceptions
     out.queue_positions += [int(p) for p in re.findall(r"Queued: position (\d+)", text)]
     if m := re.search(r"of (\d+) training slots", text):
@@ -336,8 +321,7 @@ async def press_train(url: str, epochs: int, timeout: float, start_at: float | N
         first = await session.run(PAGES["train"])
         out.saw_a_run_before_pressing = "Press **Train** to start" not in first.text()
         read_train_page(first, out)
-        read_train_page(await session.run(widgets={"epochs": ("double_value", float(epochs))}),
-                        out)
+        read_train_page(await session.run(widgets={"epochs": ("double_value", epochs)}), out)
         if start_at is not None:
             await asyncio.sleep(max(0.0, start_at - loop.time()))
         pressed = time.perf_counter()
@@ -376,9 +360,8 @@ def ms(seconds: float) -> str:
     return f"{1000 * seconds:,.0f} ms"
 
 
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 \
-        else values[0]
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if values[1:] else values[0]
 
 
 def measure_pages(url: str, pages: list[str], sizes: list[int], firsts: int, reruns: int,
@@ -407,11 +390,11 @@ def measure_pages(url: str, pages: list[str], sizes: list[int], firsts: int, rer
 
 
 def report_train(url: str, server: Server, n: int, ttl: float | None) -> None:
+    rss_before = server.rss_mb()
     solo = asyncio.run(press_train(url, 3, timeout=900))
     if solo.error:
         raise SystemExit(f"one training run alone failed: {solo.error}")
     slots = solo.slots or 1
-    rss_before = server.rss_mb()
     timeout = 120 + 3 * n * solo.seconds / slots
     start = time.perf_counter()
     outcomes = asyncio.run(class_presses_train(url, n, 3, timeout))
@@ -422,7 +405,8 @@ def report_train(url: str, server: Server, n: int, ttl: float | None) -> None:
     print(f"train: {n} sessions pressed Train within a second: {len(done)}/{n} finished, the "
           f"last {last:.1f} s after its press (whole phase {time.perf_counter() - start:.0f} s) "
           f"vs {n} x {solo.seconds:.1f} s / {slots} = {n * solo.seconds / slots:.1f} s "
-          f"(ratio {last / (n * solo.seconds / slots):.2f})")
+          f"(ratio {last / (n * solo.seconds / slots):.2f}; {last / (n * solo.seconds):.2f} "
+          f"against {n} runs one after another)")
     queued = [o for o in outcomes if o.queue_positions]
     print(f"train: {len(queued)} sessions showed a queue position while waiting (at least "
           f"{max(n - slots, 0)} had to wait); positions seen: "
@@ -442,7 +426,7 @@ def report_train(url: str, server: Server, n: int, ttl: float | None) -> None:
     excs = [e for o in outcomes + [solo] for e in o.exceptions]
     if excs:
         print(f"train: {len(excs)} exceptions on the Train page: {excs[:3]}")
-    print(f"memory: server RSS {rss_before:,.0f} MB before the {n} sessions, "
+    print(f"memory: server RSS {rss_before:,.0f} MB before these {n + 1} runs, "
           f"{server.rss_mb():,.0f} MB once all had finished (sessions still open)")
     if ttl is not None:
         time.sleep(ttl + 5)
@@ -468,15 +452,13 @@ def main(argv: list[str] | None = None) -> None:
                    help="skip the server that never loaded TensorFlow")
     args = p.parse_args(argv)
     pages = [x.strip() for x in args.pages.split(",") if x.strip()]
-    try:
-        sizes = [int(x) for x in args.sessions.split(",") if x.strip()]
-    except ValueError:
-        raise SystemExit(f"--sessions: expected numbers like 10,50,100, got {args.sessions!r}") from None
+    sizes = [int(x) for x in args.sessions.split(",") if x.strip().isdigit() and int(x) > 0]
     if unknown := [x for x in pages if x not in PAGES]:
         raise SystemExit(f"--pages: unknown page {unknown[0]!r}; choose from {', '.join(PAGES)}")
-    if not sizes or min(sizes) < 1 or args.firsts < 1 or args.reruns < 0 or args.train < 0:
-        raise SystemExit("--sessions needs at least one N >= 1; --firsts >= 1, --reruns and "
-                         "--train >= 0")
+    if not sizes or len(sizes) != len(args.sessions.split(",")) or args.firsts < 1 \
+            or min(args.reruns, args.train) < 0:
+        raise SystemExit("--sessions takes numbers >= 1 like 10,50,100; --firsts >= 1; "
+                         "--reruns and --train >= 0")
     watcher = args.watcher == "on"
     env = {"CNNLAB_RUN_TTL": f"{args.ttl:g}"} if args.ttl is not None else {}
     print(f"load benchmark: file watcher {args.watcher}; {os.cpu_count()} CPUs, load average "
