@@ -1,5 +1,6 @@
 """Serving a class: `make run` serves with Streamlit's file watcher off, `make dev` with it on,
-and bench/load.py's protocol client still drives a real server (so the benchmark cannot rot).
+and bench/load.py's protocol client (bench/load_client.py) still drives a real server, so the
+benchmark cannot rot.
 
 The settings are read through Streamlit's own config loader (in a child process, from the repo
 root, with the flags of the command `make -n` prints), so precedence is Streamlit's, not ours.
@@ -68,12 +69,17 @@ def test_make_run_serves_without_the_watcher_and_make_dev_with_it():
                                       "server.runOnSave": True}
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "load.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_load"] = module
-    spec.loader.exec_module(module)
-    return module
+def load_bench(name: str = "load_client"):
+    """bench/NAME.py as a module (bench/ is no package: `python bench/load.py` imports its
+    sibling load_client by name, so that name is registered first)."""
+    for module_name in ("load_client", name):
+        if module_name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(module_name,
+                                                          ROOT / "bench" / f"{module_name}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def test_the_benchmark_serves_as_make_run_and_make_dev_do():
@@ -100,7 +106,24 @@ def test_protocol_client_opens_a_page_in_two_sessions_and_reruns_it():
     assert len(again["first"]) == 1 and len(again["reruns"]) == 2
 
 
-def test_protocol_client_reports_an_unknown_page():
-    load = load_bench()
+def test_benchmark_refuses_an_unknown_page():
+    load = load_bench("load")
     with pytest.raises(SystemExit, match="unknown page 'nope'"):
         load.main(["--pages", "nope"])
+
+
+@pytest.mark.slow
+def test_protocol_client_presses_train_in_two_sessions_with_one_slot():
+    """The --train scenario end to end: with one slot, the second session waits with its
+    queue position shown; both runs finish with the same figures (same seed)."""
+    load = load_bench()
+    with load.serve(env={"CNNLAB_MAX_JOBS": "1"}) as server:
+        outcomes = asyncio.run(load.class_presses_train(server.url, 2, 1, timeout=600))
+    assert [o.error for o in outcomes] == [None, None]
+    assert all(o.slots == 1 for o in outcomes)
+    assert sorted(bool(o.queue_positions) for o in outcomes) == [False, True]
+    assert [p for o in outcomes for p in o.queue_positions][0] == 1
+    assert outcomes[0].test_accuracy == outcomes[1].test_accuracy is not None
+    assert all(len(o.run_ids) == 1 for o in outcomes)
+    assert outcomes[0].run_ids != outcomes[1].run_ids
+    assert all(o.exceptions == [] and not o.saw_a_run_before_pressing for o in outcomes)
