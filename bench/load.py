@@ -43,7 +43,9 @@ def ms(seconds: float) -> str:
 
 
 def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if values[1:] else values[0]
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def measure_pages(server: Server, pages: list[str], sizes: list[int], firsts: int,
@@ -64,7 +66,8 @@ def measure_pages(server: Server, pages: list[str], sizes: list[int], firsts: in
         phases = [warm, fr, again] if reruns else [warm, fr]
         exceptions[page] = exceptions.get(page, 0) + sum(len(x["exceptions"]) for x in phases)
         if reruns:
-            line += f"; reruns p50 {ms(pct(again['reruns'], 50))}, p95 {ms(pct(again['reruns'], 95))}"
+            times = again["reruns"]
+            line += f"; reruns p50 {ms(pct(times, 50))}, p95 {ms(pct(times, 95))}"
         print(line, flush=True)
         figures[page] = {"first": first, "reruns": again["reruns"]}
         for n in sizes:
@@ -72,9 +75,10 @@ def measure_pages(server: Server, pages: list[str], sizes: list[int], firsts: in
             at_once = asyncio.run(open_at_once(url, page, n))
             exceptions[page] += len(at_once["exceptions"])
             rate = at_once["served"] / at_once["seconds"]
+            cpu, client = server.cpu_s() - cpu, time.process_time() - client
             print(f"{'':13s} {n:4d} sessions at once: last served after "
                   f"{at_once['seconds']:.2f} s, {rate:.1f} page loads/s; server CPU "
-                  f"{ms((server.cpu_s() - cpu) / n)} per load (client {ms((time.process_time() - client) / n)})"
+                  f"{ms(cpu / n)} per load (client {ms(client / n)})"
                   + (f", {n - at_once['served']} FAILED: {at_once['failures'][:2]}"
                      if at_once["failures"] else ""), flush=True)
             figures[page][n] = rate

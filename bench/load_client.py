@@ -89,7 +89,7 @@ def serve(watcher: bool = False, env: dict[str, str] | None = None,
                     if r.read().decode().strip() == "ok":
                         break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not become healthy in {timeout:.0f} s; see {log}")
+                raise RuntimeError(f"streamlit not healthy after {timeout:.0f} s; see {log}")
             time.sleep(0.3)
         yield server
     finally:
@@ -132,13 +132,14 @@ class Session:
         self.widget_ids: dict[str, str] = {}        # user key -> widget id
         self.values: dict[str, tuple[str, object]] = {}   # widget key -> (proto field, value)
         self.auto_reruns: dict[str, float] = {}     # fragment id -> interval (s)
-        self._cache: dict[str, object] = {}         # ForwardMsg hash -> message (the browser's cache)
+        self._cache: dict[str, object] = {}         # ForwardMsg hash -> message, as the browser
 
     async def connect(self, timeout: float = 30) -> None:
         from websockets.asyncio.client import connect
 
         self.ws = await asyncio.wait_for(
-            connect(self.ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=timeout),
+            connect(self.ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=timeout,
+                    ping_interval=None),   # browsers send no pings; a busy server answers late
             timeout)
 
     async def close(self) -> None:
@@ -147,7 +148,8 @@ class Session:
                 await asyncio.wait_for(self.ws.close(), 10)
             self.ws = None
 
-    async def run(self, page: str | None = None, *, widgets: dict[str, tuple[str, object]] | None = None,
+    async def run(self, page: str | None = None, *,
+                  widgets: dict[str, tuple[str, object]] | None = None,
                   trigger: str | None = None, fragment_id: str | None = None,
                   timeout: float = 120) -> Run:
         """One script run (or fragment run): `widgets` are kept for later runs, `trigger` is a
