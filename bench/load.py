@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
             or min(args.reruns, args.train) < 0:
         raise SystemExit("--sessions takes numbers >= 1 like 10,50,100; --firsts >= 1; "
                          "--reruns and --train >= 0")
+    if args.ttl is not None and not args.train:
+        raise SystemExit("--ttl measures memory after a --train N class has left: add --train")
     watcher = args.watcher == "on"
     env = {"CNNLAB_RUN_TTL": f"{args.ttl:g}"} if args.ttl is not None else {}
     print(f"load benchmark: file watcher {args.watcher}; {os.cpu_count()} CPUs, load average "
