@@ -15,6 +15,10 @@ after they closed and CNNLAB_RUN_TTL=S passed. Exceptions shown on any page are 
     python bench/load.py --pages calculator,architectures --sessions 20,100 --watcher on
     python bench/load.py --pages home --sessions 10 --train 10 --ttl 20
 
+Every run's latency includes one delayed-ACK wait (about 40 ms on Linux loopback; a browser
+waits too): Streamlit 1.67 binds its socket with proto 0, so asyncio leaves Nagle on for its
+connections. The server's CPU time per page load does not include it.
+
 Last line: loads_per_s=<Home, N sessions at once, largest N>.
 """
 
