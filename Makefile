@@ -49,9 +49,10 @@ test-fast: $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 
-# CPU benchmarks; bench/gpu_*.py are for a GPU machine and run by hand there.
+# CPU benchmarks; bench/gpu_*.py are for a GPU machine and run by hand there
+# (bench/load_client.py is bench/load.py's client, no benchmark).
 bench: $(VENV)/.installed
-	@for b in $(filter-out bench/gpu_%,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(filter-out bench/gpu_% bench/load_client.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache
