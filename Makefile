@@ -1,11 +1,12 @@
-# cnnlab: `make run` serves the app on http://localhost:8501, `make test` runs every test.
+# cnnlab: `make run` serves the app on http://localhost:8501, `make test` runs every test,
+# `make dev` serves it for people editing the code (reruns on save).
 # Both create .venv on first use and install what they need.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: run test test-fast lint bench clean browser
+.PHONY: run dev test test-fast lint bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +21,14 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Serves with .streamlit/config.toml: file watcher and run-on-save off (fast for a class).
 run: $(VENV)/.installed
 	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+# For editing the code: the page reruns when a source file is saved. Each new session then
+# pays for the watcher (see .streamlit/config.toml), so do not serve a class with it.
+dev: $(VENV)/.installed
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.fileWatcherType auto --server.runOnSave true
 
 # The browser tests need Debian's chromium; the data tests use Debian's Fashion-MNIST IDX files.
 browser:
@@ -42,9 +49,10 @@ test-fast: $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 
-# CPU benchmarks; bench/gpu_*.py are for a GPU machine and run by hand there.
+# CPU benchmarks; bench/gpu_*.py are for a GPU machine and run by hand there
+# (bench/load_client.py is bench/load.py's client, no benchmark).
 bench: $(VENV)/.installed
-	@for b in $(filter-out bench/gpu_%,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(filter-out bench/gpu_% bench/load_client.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache
