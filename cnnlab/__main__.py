@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+from typing import NoReturn
 
 # name -> (module, one-line help). Modules are imported only when needed.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -20,8 +22,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr and exit status 2, like every other refusal:
+    `python -m cnnlab calc: argument --gpu: expected one argument (see --help)`."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(str(message).split())  # a value with a newline stays one line
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m cnnlab",
         description="cnnlab command-line tools. Run `python -m cnnlab COMMAND --help` for one.",
     )
@@ -34,9 +45,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE_VALUE = re.compile(r"^-(inf(inity)?|nan|\d|\.\d)", re.IGNORECASE)
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """`--gpu -inf` as `--gpu=-inf`: argparse reads "-inf" as an option, and the user
+    should hear why the value is refused, not that it is missing."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] \
+                and _NEGATIVE_VALUE.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0 if argv is None and len(sys.argv) == 1 else 2

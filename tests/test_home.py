@@ -42,3 +42,23 @@ def test_a_missing_command_module_fails_loudly(monkeypatch):
     monkeypatch.setitem(__main__.COMMANDS, "ghost", ("cnnlab.commands.ghost", "not here"))
     with pytest.raises(ModuleNotFoundError, match="cnnlab.commands.ghost"):
         __main__.build_parser()
+
+
+def test_usage_errors_are_one_line_exit_2():
+    import subprocess
+    import sys
+
+    from tests import ROOT
+
+    for args, expected in [
+        (["calc", "--input", "8x8x3", "--layer", "conv:8:3", "--gpu", "-inf"],
+         "--gpu: must be a positive number"),
+        (["calc", "--gpu"], "expected one argument"),
+        (["calc", "--bogus"], "unrecognized arguments: --bogus"),
+        (["nonsense"], "invalid choice"),
+    ]:
+        proc = subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True,
+                              text=True, cwd=ROOT, timeout=60)
+        assert proc.returncode == 2, args
+        assert proc.stderr.count("\n") == 1 and expected in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and proc.stdout == ""
