@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from tests.e2e.conftest import (  # noqa: E402
+from cnnlab.serving import (
     CHROMIUM,
     CHROMIUM_ARGS,
     open_page,
@@ -41,7 +38,8 @@ def timed_open(page, url: str, title: str, table: bool) -> tuple[float, float, f
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    with start_app_server() as url, sync_playwright() as pw:
+    with start_app_server() as server, sync_playwright() as pw:
+        url = server.url
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         open_page(page, url)

@@ -17,88 +17,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cnnlab.serving import WATCHER_ON, Server, serve_command, start_app_server  # noqa: F401 (re-exported for bench/load.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Page -> the URL path Streamlit's frontend sends as page_name ("" is the default page).
 PAGES = {"home": "", "calculator": "calculator", "architectures": "architectures",
          "train": "train", "classify": "classify", "transfer": "transfer"}
-WATCHER_ON = ["--server.fileWatcherType", "auto", "--server.runOnSave", "true"]  # as `make dev`
 
 
 # ---- the server --------------------------------------------------------------------------------
 
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen
-    log: Path
-
-    def rss_mb(self) -> float:
-        """Resident memory of the server process (VmRSS in /proc/PID/status), in MB."""
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1000
-
-    def cpu_s(self) -> float:
-        """CPU seconds (user + system) the server process has used so far (/proc/PID/stat)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def tensorflow_loaded(self) -> bool:
-        """Whether the server process has TensorFlow's shared library mapped."""
-        return "libtensorflow_framework" in Path(f"/proc/{self.proc.pid}/maps").read_text()
-
-
-def serve_command(port: int, watcher: bool = False) -> list[str]:
-    """`make run`'s command (`make dev`'s with watcher=True), on loopback only."""
-    return [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-            *(WATCHER_ON if watcher else []), "--server.address", "127.0.0.1"]
-
-
 @contextlib.contextmanager
 def serve(watcher: bool = False, env: dict[str, str] | None = None,
           timeout: float = 120) -> Iterator[Server]:
-    """The app served from the repo root (so its config applies) on a free loopback port;
-    stopped on exit. watcher=True: the file watcher on (the default before issue 10)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = serve_command(port, watcher)
-    full_env = {**os.environ, "CNNLAB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    log = Path(tempfile.gettempdir()) / f"cnnlab-load-{port}.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited early (code {proc.returncode}); see {log}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(server.url + "/_stcore/health", timeout=2) as r:
-                    if r.read().decode().strip() == "ok":
-                        break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit not healthy after {timeout:.0f} s; see {log}")
-            time.sleep(0.3)
+    """The app served as `make run` serves it (cnnlab.serving), offline, on a free loopback
+    port; stopped on exit. watcher=True: the file watcher on (the default before issue 10)."""
+    with start_app_server({"CNNLAB_OFFLINE": "1", **(env or {})}, watcher=watcher,
+                          timeout=timeout) as server:
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
 
 
 # ---- one browser tab, as Streamlit's frontend speaks to the server -------------------------------

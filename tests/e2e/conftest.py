@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cnnlab import serving
+from cnnlab.serving import CHROMIUM, CHROMIUM_ARGS, free_port, open_page, wait_for_app_run  # noqa: F401 (shared with the e2e tests)
 from tests import ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 
 
@@ -34,48 +29,13 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def start_app_server(env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[str]:
-    """Start `streamlit run app.py` on a free port; yield its URL; stop it afterwards."""
-    port = free_port()
-    log = (ARTIFACTS / f"server-{port}.log")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
-    with open(log, "w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"streamlit exited early; see {log}")
-                try:
-                    with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                        if r.read().decode().strip() == "ok":
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not become healthy; see {log}")
-                time.sleep(0.3)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    """Start the app as `make run` does on a free port; yield its URL; stop it afterwards.
+    Its log is artifacts/e2e/server-<time>.log."""
+    with serving.start_app_server(env, timeout=timeout,
+                                  log=ARTIFACTS / f"server-{time.time_ns()}.log") as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -117,23 +77,6 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
-
-
-def wait_for_app_run(page, timeout: float = 60_000) -> None:
-    """Wait until the script has finished running and no skeleton is left."""
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
-                           timeout=timeout)
-    page.wait_for_function("document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
-                           timeout=timeout)
-
-
-def open_page(page, url: str, path: str = "", timeout: float = 60_000) -> None:
-    """Open `url/path` (path as in the address bar, e.g. 'calculator') and wait for the run."""
-    page.goto(f"{url}/{path}", timeout=timeout)
-    page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
-    # The script state attribute appears once the websocket is connected.
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state]", timeout=timeout)
-    wait_for_app_run(page, timeout)
 
 
 def assert_no_exception(page) -> None:
