@@ -88,13 +88,23 @@ class ModelAccess:
         import tensorflow as tf
 
         self._model = weakref.ref(model)  # the cache below must not keep the model alive
-        self.layer = layer or last_conv_layer(model)
+        if layer is None:
+            try:
+                layer = last_conv_layer(model)
+            except ValueError:  # no conv layer (a linear model): input-gradient methods only
+                layer = None
+        self.layer = layer
         self.input_shape = tuple(int(d) for d in model.input_shape[1:])  # (H, W, C)
         if len(self.input_shape) != 3:
             raise ValueError(f"expected an image model with input (H, W, C), got {model.input_shape}")
         self.n_classes = int(model.output_shape[-1])
-        probe, _ = gradcam._probe(model, self.layer)
         last = model.layers[-1]
+        if layer is None:
+            import keras
+
+            probe = keras.Model(model.inputs, [last.input, last.input])
+        else:
+            probe, _ = gradcam._probe(model, layer)
         to_scores = _scores_function(last)
         batch = tf.TensorSpec((None, *self.input_shape), tf.float32)
         klass = tf.TensorSpec((), tf.int32)
@@ -145,8 +155,15 @@ class ModelAccess:
         return np.concatenate([self._maps_and_logits(x[i:i + batch_size])[1].numpy()
                                for i in range(0, len(x), batch_size)])
 
+    def require_layer(self) -> str:
+        if self.layer is None:
+            raise ValueError(f"{self.model.name!r} has no convolutional layer: "
+                             "the CAM methods do not apply")
+        return self.layer
+
     def feature_maps(self, x: np.ndarray) -> np.ndarray:
         """The conv layer's maps (h, w, K) for one input (H, W, C)."""
+        self.require_layer()
         return self._maps_and_logits(np.asarray(x, np.float32)[None])[0].numpy()[0]
 
     def input_gradients(self, x: np.ndarray, class_index: int,

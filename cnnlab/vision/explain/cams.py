@@ -35,7 +35,7 @@ def grad_cam(access: ModelAccess, x: np.ndarray, class_index: int) -> Attributio
     """Grad-CAM exactly as the Classify page computes it, on the input's grid."""
     start = time.perf_counter()
     result = gradcam.grad_cam(access.model, access.check_input(x), class_index,
-                              layer=access.layer)
+                              layer=access.require_layer())
     heat = to_input_size(result.heatmap, access.input_shape[:2])
     return Attribution("gradcam", heat, time.perf_counter() - start, result.class_index,
                        raw=result.heatmap, details={"layer": access.layer, "score": result.score})
@@ -54,7 +54,7 @@ def grad_cam_plus_plus(access: ModelAccess, x: np.ndarray, class_index: int) -> 
     start = time.perf_counter()
     x = access.check_input(x)
     class_index = access.check_class(class_index)
-    compute = gradcam._gradient_function(access.model, access.layer)
+    compute = gradcam._gradient_function(access.model, access.require_layer())
     maps, grads, score = compute(x[None], np.int32(class_index))
     maps, grads = maps.numpy()[0], grads.numpy()[0]
     weights = grad_cam_plus_plus_weights(maps, grads)

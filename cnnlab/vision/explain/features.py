@@ -73,7 +73,7 @@ def _unit_probe(model: keras.Model, layer_names: list[str]):
     from cnnlab.vision.explain.access import _scores_function
 
     def objectives(images):
-        inputs = probe(images, training=False)
+        inputs = probe([images], training=False)  # model.inputs is a list of one
         if not isinstance(inputs, (list, tuple)):
             inputs = [inputs]
         out = []
