@@ -207,3 +207,21 @@ def test_last_conv_layer_of_the_mnist_network_is_conv2():
     model = training.build_model(training.TrainConfig())
     assert last_conv_layer(model) == "conv2"  # pool2 follows it, and pooling is skipped
     assert channel_magnitude(np.array([[[1.0, -3.0]]])).tolist() == [[3.0]]
+
+
+def test_a_network_loaded_from_a_keras_file_is_explained_like_the_original(tmp_path):
+    """Keras calls a loaded Sequential model's layers once per `add`; Grad-CAM's probe and
+    the gradients must still follow the one graph from the input to the class score."""
+    import keras
+
+    from cnnlab.train import training
+
+    keras.utils.set_random_seed(3)
+    model = training.build_model(training.TrainConfig(filters=(4, 6), dense_units=8))
+    model.save(tmp_path / "digits.keras")
+    loaded = keras.saving.load_model(tmp_path / "digits.keras")
+    x = np.random.default_rng(10).uniform(0, 1, (28, 28, 1)).astype(np.float32)
+    for method in (cams.grad_cam, cams.grad_cam_plus_plus, gradients.vanilla_gradients):
+        a, b = method(access_for(model), x, 3), method(access_for(loaded), x, 3)
+        np.testing.assert_allclose(a.raw, b.raw, rtol=1e-5, atol=1e-6)
+        assert np.abs(a.raw).max() > 0

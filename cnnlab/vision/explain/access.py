@@ -71,6 +71,27 @@ def last_conv_layer(model: keras.Model) -> str:
     return best
 
 
+def layer_tensors(model: keras.Model) -> tuple[list, dict[str, tuple[Any, Any]]]:
+    """(inputs, {layer name: (its input, its output)}) on one graph of the top-level layers.
+
+    A Sequential model is chained anew on a fresh input: loaded from a .keras file, its
+    layers were called once per `add`, and `layer.input` may lie on another graph than
+    `model.inputs`.
+    """
+    import keras
+
+    if not isinstance(model, keras.Sequential):
+        return model.inputs, {layer.name: (layer.input, layer.output) for layer in model.layers
+                              if not isinstance(layer, keras.layers.InputLayer)}
+    image = keras.Input(shape=model.input_shape[1:])
+    x, tensors = image, {}
+    for layer in model.layers:
+        y = layer(x)
+        tensors[layer.name] = (x, y)
+        x = y
+    return [image], tensors
+
+
 def _scores_function(last):
     """fn(input of the last layer) -> class scores before any softmax."""
     import keras
@@ -102,7 +123,9 @@ class ModelAccess:
         if layer is None:
             import keras
 
-            probe = keras.Model(model.inputs, [last.input, last.input])
+            inputs, tensors = layer_tensors(model)
+            head = tensors[last.name][0]
+            probe = keras.Model(inputs, [head, head])
         else:
             probe, _ = gradcam._probe(model, layer)
         to_scores = _scores_function(last)

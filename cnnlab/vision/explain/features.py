@@ -69,8 +69,10 @@ def _unit_probe(model: keras.Model, layer_names: list[str]):
 
     layers = [model.get_layer(name) for name in layer_names]
     last = model.layers[-1]
-    probe = keras.Model(model.inputs, [layer.input for layer in layers])
-    from cnnlab.vision.explain.access import _scores_function
+    from cnnlab.vision.explain.access import _scores_function, layer_tensors
+
+    inputs, tensors = layer_tensors(model)
+    probe = keras.Model(inputs, [tensors[layer.name][0] for layer in layers])
 
     def objectives(images):
         inputs = probe([images], training=False)  # model.inputs is a list of one
