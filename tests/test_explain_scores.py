@@ -102,6 +102,9 @@ def test_explain_report_has_everything_a_page_draws():
     assert len(report.rows()) == 7
     view = Image.new("RGB", (120, 120), "white")
     assert report.overlay("occlusion", view).size == (120, 120)
+    steps = report.randomized_overlays("gradcam", view)
+    assert [(b, r) for b, r, _ in steps] == report.methods["gradcam"].randomized_similarity
+    assert all(image.size == (120, 120) for _, _, image in steps)
     chosen = explain(model, x, class_index=int(probs.argmin()), methods=["gradcam"])
     assert chosen.class_index == int(probs.argmin()) and list(chosen.methods) == ["gradcam"]
     with pytest.raises(ValueError, match="unknown method"):

@@ -166,13 +166,13 @@ class ModelAccess:
         return model
 
     # ---- numpy in, numpy out, in batches --------------------------------------------------
-    def outputs(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    def outputs(self, x: np.ndarray, batch_size: int = 16) -> np.ndarray:
         """The model's outputs (n, classes): probabilities for a softmax classifier."""
         x = np.asarray(x, np.float32)
         return np.concatenate([self._outputs(x[i:i + batch_size]).numpy()
                                for i in range(0, len(x), batch_size)])
 
-    def logits(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    def logits(self, x: np.ndarray, batch_size: int = 16) -> np.ndarray:
         """Class scores before the softmax (n, classes)."""
         x = np.asarray(x, np.float32)
         return np.concatenate([self._maps_and_logits(x[i:i + batch_size])[1].numpy()
@@ -190,7 +190,7 @@ class ModelAccess:
         return self._maps_and_logits(np.asarray(x, np.float32)[None])[0].numpy()[0]
 
     def input_gradients(self, x: np.ndarray, class_index: int,
-                        batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+                        batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
         """(d y^c / d x for each input (n, H, W, C), y^c for each input (n,))."""
         x = np.asarray(x, np.float32)
         grads, scores = [], []

@@ -63,7 +63,7 @@ def area_under(fractions: np.ndarray, values: np.ndarray) -> float:
 
 def deletion_insertion(access: ModelAccess, x: np.ndarray, saliency: np.ndarray,
                        class_index: int, steps: int = 32, fill: float = 0.0,
-                       insertion_start: str = "blur", batch_size: int = 32) -> FaithfulnessCurves:
+                       insertion_start: str = "blur", batch_size: int = 16) -> FaithfulnessCurves:
     """Both curves and their areas for one map (H, W) of input x (H, W, C)."""
     x = access.check_input(x)
     class_index = access.check_class(class_index)

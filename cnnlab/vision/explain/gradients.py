@@ -36,7 +36,7 @@ def vanilla_gradients(access: ModelAccess, x: np.ndarray, class_index: int) -> A
 
 
 def smoothgrad(access: ModelAccess, x: np.ndarray, class_index: int, samples: int = 25,
-               noise_level: float = 0.15, seed: int = 0, batch_size: int = 32) -> Attribution:
+               noise_level: float = 0.15, seed: int = 0, batch_size: int = 16) -> Attribution:
     start = time.perf_counter()
     x = access.check_input(x)
     class_index = access.check_class(class_index)
@@ -59,7 +59,7 @@ def smoothgrad(access: ModelAccess, x: np.ndarray, class_index: int, samples: in
 def integrated_gradients(access: ModelAccess, x: np.ndarray, class_index: int,
                          baseline: np.ndarray | float = 0.0, steps: int = 32,
                          max_steps: int = 256, tolerance: float = 0.01,
-                         batch_size: int = 32) -> Attribution:
+                         batch_size: int = 16) -> Attribution:
     """Integrated Gradients from `baseline` (default: all zeros in the model's input space,
     black for MNIST, mid-grey for Inception's [-1, 1])."""
     start = time.perf_counter()

@@ -32,7 +32,7 @@ def patch_starts(size: int, patch: int, stride: int) -> list[int]:
 
 
 def occlusion(access: ModelAccess, x: np.ndarray, class_index: int, patch: int | None = None,
-              stride: int | None = None, fill: float = 0.0, batch_size: int = 32) -> Attribution:
+              stride: int | None = None, fill: float = 0.0, batch_size: int = 16) -> Attribution:
     start = time.perf_counter()
     x = access.check_input(x)
     class_index = access.check_class(class_index)
