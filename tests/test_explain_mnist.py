@@ -99,19 +99,27 @@ def test_faithful_maps_beat_their_reverse(trained, digits):
 
 def test_feature_visualization_finds_what_each_unit_wants(trained):
     result = visualize_features(trained, steps=256)
-    assert [(g.layer, g.kind, g.images.shape) for g in result.grids] == [
-        ("conv1", "filter", (32, 28, 28, 1)), ("conv2", "filter", (64, 28, 28, 1)),
-        ("output", "class", (10, 28, 28, 1))]
+    assert [(g.layer, g.kind, g.target, g.images.shape) for g in result.grids] == [
+        ("conv1", "filter", "neuron", (32, 28, 28, 1)), ("conv2", "filter", "channel", (64, 28, 28, 1)),
+        ("output", "class", "class", (10, 28, 28, 1))]
     for grid in result.grids:
         assert grid.images.min() >= 0 and grid.images.max() <= 1
         assert np.all(grid.objective > grid.start_objective)   # ascent worked for every unit
         # Unit k responds more to its own image than to the other units' images on average.
-        values = np.asarray(_unit_probe(trained, [grid.layer])(grid.images)[0])  # (image, unit)
-        own = np.diag(values)
+        values = np.asarray(_unit_probe(trained, [grid.layer], grid.target)(grid.images)[0])
+        own = np.diag(values)                                   # values: (image, unit)
         others = (values.sum(0) - own) / (len(own) - 1)
         assert np.mean(own > others) >= 0.9, grid.layer
+    # A first-layer neuron is linear in its 3 x 3 pixels, so its best image in [0, 1] is
+    # white where the kernel is positive and black where it is negative.
+    conv1 = result.grids[0]
+    assert conv1.window == (13, 13, 3, 3)                      # centre of the 26 x 26 map
+    patterns = conv1.display_images[..., 0]                     # (32, 3, 3)
+    kernel = np.moveaxis(trained.get_layer("conv1").get_weights()[0][:, :, 0, :], -1, 0)
+    clear = np.abs(kernel) > 0.1 * np.abs(kernel).max(axis=(1, 2), keepdims=True)
+    assert np.mean((patterns[clear] > 0.5) == (kernel[clear] > 0)) > 0.95
     # Each class's image is read as that class by the network.
     classes = result.grids[-1].images
     assert (trained.predict(classes, verbose=0).argmax(1) == np.arange(10)).sum() >= 9
-    sheet = grid_image(result.grids[0].images, columns=8)
-    assert sheet.shape == (4 * 29 - 1, 8 * 29 - 1) and sheet.dtype == np.uint8
+    sheet = grid_image(result.grids[1].display_images, columns=8)
+    assert sheet.shape == (8 * 29 - 1, 8 * 29 - 1) and sheet.dtype == np.uint8

@@ -4,9 +4,14 @@
 For each unit (a filter of the first and second conv layers, each output class) an image
 is optimised by gradient ascent (Adam) to maximise it:
 
-- a filter's objective is the mean over positions of its pre-activation (before the ReLU,
-  so that a filter silent on the starting image still gets a gradient);
-- a class's objective is its score before the softmax.
+- a filter of a deeper layer ("channel"): the mean over positions of its pre-activation
+  (before the ReLU, so that a filter silent on the starting image still gets a gradient);
+- a filter of the layer that sees the pixels ("neuron"): the pre-activation at the centre
+  of its map. The channel objective is useless there: averaged over positions, a linear
+  filter responds only to the image's mean brightness, so its best image is uniformly
+  white or black. The centre neuron's best image is its pattern, inside its receptive
+  field (`FeatureGrid.window`; no jitter: a shifted image would be a different neuron);
+- a class: its score before the softmax.
 
 Every unit of a layer is optimised at once: a batch of images, image k for unit k.
 The image is not optimised pixel by pixel but through Lucid's decorrelated
@@ -42,9 +47,19 @@ Progress = Callable[[float, str], None]
 class FeatureGrid:
     layer: str                  # a conv layer's name, or the output layer's for classes
     kind: str                   # "filter" or "class"
+    target: str                 # "channel", "neuron" or "class": what was maximised
     images: np.ndarray          # (K, H, W, C) float32 in [0, 1]: image k maximises unit k
     objective: np.ndarray       # (K,) each unit's objective on its final image
     start_objective: np.ndarray  # (K,) ... on the random starting image
+    window: tuple[int, int, int, int] | None = None  # a neuron's receptive field: top, left, h, w
+
+    @property
+    def display_images(self) -> np.ndarray:
+        """The images, cut to the receptive field for a neuron (the rest never mattered)."""
+        if self.window is None:
+            return self.images
+        top, left, h, w = self.window
+        return self.images[:, top:top + h, left:left + w, :]
 
 
 @dataclass(frozen=True)
@@ -63,8 +78,9 @@ def fourier_scale(height: int, width: int, decay_power: float = 1.0) -> np.ndarr
     return (scale * np.sqrt(width * height)).astype(np.float32)
 
 
-def _unit_probe(model: keras.Model, layer_names: list[str]):
-    """A function images -> list of (n, units) objectives, one per requested layer."""
+def _unit_probe(model: keras.Model, layer_names: list[str], target: str = "channel"):
+    """A function images -> list of (n, units) objectives, one per requested layer
+    (`target` for conv layers: "channel" or "neuron")."""
     import keras
 
     layers = [model.get_layer(name) for name in layer_names]
@@ -86,7 +102,10 @@ def _unit_probe(model: keras.Model, layer_names: list[str]):
                 pre = layer.convolution_op(inp, layer.kernel)
                 if layer.use_bias:
                     pre = pre + layer.bias
-                out.append(keras.ops.mean(pre, axis=(1, 2)))
+                if target == "neuron":
+                    out.append(pre[:, pre.shape[1] // 2, pre.shape[2] // 2, :])
+                else:
+                    out.append(keras.ops.mean(pre, axis=(1, 2)))
             else:
                 raise ValueError(f"{layer.name!r} is neither a Conv2D layer nor the output layer")
         return out
@@ -104,14 +123,41 @@ def default_units(model: keras.Model, conv_layers: int = 2) -> list[str]:
     return [*convs[:conv_layers], model.layers[-1].name]
 
 
+def target_of(model: keras.Model, layer_name: str) -> str:
+    """"class" for the output layer, "neuron" for a conv layer fed by the image itself,
+    "channel" for a deeper conv layer."""
+    from cnnlab.vision.explain.access import layer_tensors
+
+    if model.get_layer(layer_name) is model.layers[-1]:
+        return "class"
+    inputs, tensors = layer_tensors(model)
+    return "neuron" if tensors[layer_name][0] is inputs[0] else "channel"
+
+
+def receptive_field(model: keras.Model, layer_name: str) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the input pixels the centre neuron of a conv layer
+    sees: where its gradient is not zero for random inputs."""
+    import tensorflow as tf
+
+    probe = _unit_probe(model, [layer_name], "neuron")
+    x = tf.constant(np.random.default_rng(0).uniform(0, 1, (4, *model.input_shape[1:])),
+                    tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(probe(x)[0])
+    seen = np.abs(tape.gradient(total, x).numpy()).sum(axis=(0, 3)) > 0
+    rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
+    return int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+
+
 def _optimise(model, layer_name: str, units: int, steps: int, learning_rate: float,
-              jitter: int, seed: int, input_range: tuple[float, float]):
+              jitter: int, seed: int, input_range: tuple[float, float], target: str):
     """(images (K, H, W, C) in [0, 1], objective at the end, objective at the start)."""
     import tensorflow as tf
 
     height, width, channels = (int(d) for d in model.input_shape[1:])
     big_h, big_w = height + 2 * jitter, width + 2 * jitter
-    objective = _unit_probe(model, [layer_name])
+    objective = _unit_probe(model, [layer_name], target)
     rng = np.random.default_rng(seed)
     spectrum = tf.Variable(rng.normal(0, 0.01, (2, units, channels, big_h, big_w // 2 + 1))
                            .astype(np.float32))
@@ -142,7 +188,8 @@ def _optimise(model, layer_name: str, units: int, steps: int, learning_rate: flo
     def step(dy, dx, t):
         with tf.GradientTape() as tape:
             full = render(spectrum)
-            image = full[:, dy:dy + height, dx:dx + width, :]
+            image = tf.ensure_shape(full[:, dy:dy + height, dx:dx + width, :],
+                                    (units, height, width, channels))
             value = unit_objective(image)
             loss = -tf.reduce_sum(value)
         g = tape.gradient(loss, spectrum)
@@ -185,20 +232,25 @@ def visualize_features(model: keras.Model, layers: list[str] | None = None, step
         layer = model.get_layer(name)
         is_output = layer is model.layers[-1]
         units = int(layer.units if isinstance(layer, keras.layers.Dense) else layer.filters)
-        images, final, first = _optimise(model, name, units, steps, learning_rate, jitter,
-                                         seed + i, input_range)
-        grids.append(FeatureGrid(name, "class" if is_output else "filter", images, final, first))
+        target = target_of(model, name)
+        images, final, first = _optimise(model, name, units, steps, learning_rate,
+                                         0 if target == "neuron" else jitter, seed + i,
+                                         input_range, target)
+        window = receptive_field(model, name) if target == "neuron" else None
+        grids.append(FeatureGrid(name, "class" if is_output else "filter", target, images,
+                                 final, first, window))
     if progress is not None:
         progress(1.0, "feature visualization done")
     return FeatureVisualization(grids, steps, time.perf_counter() - start)
 
 
 def grid_image(images: np.ndarray, columns: int = 8, gap: int = 1) -> np.ndarray:
-    """Images (K, H, W, C) in [0, 1] tiled into one uint8 picture (grey for C == 1)."""
+    """Images (K, H, W, C) in [0, 1] tiled into one uint8 picture (grey for C == 1), with
+    mid-grey gaps (black and white patterns stay apart)."""
     images = np.asarray(images, np.float32)
     k, h, w, c = images.shape
     rows = -(-k // columns)
-    sheet = np.ones((rows * (h + gap) - gap, columns * (w + gap) - gap, c), np.float32)
+    sheet = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, c), 0.5, np.float32)
     for i, image in enumerate(images):
         r, col = divmod(i, columns)
         sheet[r * (h + gap): r * (h + gap) + h, col * (w + gap): col * (w + gap) + w] = image
