@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     name = f" ({out['label']})" if "label" in out else ""
     print(f"{out['file']}: class {report.class_index}{name}, output {report.output:.4f}, "
           f"CAM layer {report.layer}" + ("  [UNTRAINED network]" if out["untrained"] else ""))
-    print(f"  {'method':<22} {'seconds':>8} {'deletion':>9} {'insertion':>10}")
+    print(f"  {'method':<22} {'seconds':>8} {'deletion↓':>9} {'insertion↑':>10}")
     for m in report.methods.values():
         print(f"  {m.label:<22} {m.seconds:8.3f} {m.deletion_auc:9.4f} {m.insertion_auc:10.4f}")
     if report.sanity is not None:
