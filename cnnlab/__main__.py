@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calc": ("cnnlab.commands.calc", "parameters, shapes, FLOPs and memory of a conv stack"),
     "train": ("cnnlab.commands.train", "train the MNIST / Fashion-MNIST CNN, one JSON line per epoch"),
     "classify": ("cnnlab.commands.classify", "top ImageNet classes of images with Inception v3"),
+    "explain": ("cnnlab.commands.explain", "saliency maps, their faithfulness and a sanity check"),
     "fetch": ("cnnlab.commands.fetch", "download weights and datasets ahead of a lecture"),
 }
 

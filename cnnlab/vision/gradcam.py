@@ -61,19 +61,24 @@ def _probe(model: keras.Model, layer: str):
     import keras
 
     last = model.layers[-1]
-    if _has_layer(model, layer):
+    if _has_layer(model, layer) and not isinstance(model, keras.Sequential):
         return keras.Model(model.inputs, [model.get_layer(layer).output, last.input]), \
             _to_scores(last)
+    # The chain is also rebuilt for a Sequential model: loaded from a .keras file, its layers
+    # were called once per `add`, so `layer.output` may lie on another graph than its input.
     chain = [lyr for lyr in model.layers if not isinstance(lyr, keras.layers.InputLayer)]
-    holders = [lyr for lyr in chain if _has_layer(lyr, layer)]
+    holders = [lyr for lyr in chain if lyr.name == layer or _has_layer(lyr, layer)]
     if not holders:
         raise ValueError(f"no layer named {layer!r} in {model.name!r} or its nested models")
     holder = holders[0]
-    both = keras.Model(holder.inputs, [holder.get_layer(layer).output, holder.output])
+    if holder.name != layer:
+        both = keras.Model(holder.inputs, [holder.get_layer(layer).output, holder.output])
     image = keras.Input(shape=model.input_shape[1:])
     x, maps = image, None
     for step in chain[:-1]:
-        if step is holder:
+        if step is holder and holder.name == layer:
+            x = maps = step(x)
+        elif step is holder:
             maps, x = both(x)
         else:
             x = step(x)  # augmentation layers are identities at inference
