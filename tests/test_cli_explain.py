@@ -17,7 +17,8 @@ def files(tmp_path_factory):
     """A drawn digit, a broken PNG, a text file, and the Train page's (untrained) network."""
     import keras
 
-    from cnnlab.train import training
+    from cnnlab.train import config as training_config
+    from cnnlab.train import model as training
 
     folder = tmp_path_factory.mktemp("explain")
     digit = np.zeros((56, 56), np.uint8)
@@ -26,7 +27,7 @@ def files(tmp_path_factory):
     (folder / "broken.png").write_bytes(images.sample_photo_bytes("coffee", "PNG")[:5000])
     (folder / "notes.keras").write_text("not a model")
     keras.utils.set_random_seed(0)
-    training.build_model(training.TrainConfig(filters=(8, 16), dense_units=32)).save(folder / "digits.keras")
+    training.build_model(training_config.TrainConfig(filters=(8, 16), dense_units=32)).save(folder / "digits.keras")
     return folder
 
 

@@ -166,10 +166,11 @@ def test_integrated_gradients_completeness_on_a_small_cnn():
     layer's input times its kernel plus bias)."""
     import keras
 
-    from cnnlab.train import training
+    from cnnlab.train import config as training_config
+    from cnnlab.train import model as training
 
     keras.utils.set_random_seed(7)
-    model = training.build_model(training.TrainConfig(filters=(8, 8), dense_units=16))
+    model = training.build_model(training_config.TrainConfig(filters=(8, 8), dense_units=16))
     x = np.random.default_rng(7).uniform(0, 1, (28, 28, 1)).astype(np.float32)
     hidden = keras.Model(model.inputs, model.get_layer("dense1").output)
     kernel, bias = model.get_layer("output").get_weights()
@@ -202,9 +203,10 @@ def test_maps_are_on_the_input_grid_in_unit_range():
 
 
 def test_last_conv_layer_of_the_mnist_network_is_conv2():
-    from cnnlab.train import training
+    from cnnlab.train import config as training_config
+    from cnnlab.train import model as training
 
-    model = training.build_model(training.TrainConfig())
+    model = training.build_model(training_config.TrainConfig())
     assert last_conv_layer(model) == "conv2"  # pool2 follows it, and pooling is skipped
     assert channel_magnitude(np.array([[[1.0, -3.0]]])).tolist() == [[3.0]]
 
@@ -214,10 +216,11 @@ def test_a_network_loaded_from_a_keras_file_is_explained_like_the_original(tmp_p
     the gradients must still follow the one graph from the input to the class score."""
     import keras
 
-    from cnnlab.train import training
+    from cnnlab.train import config as training_config
+    from cnnlab.train import model as training
 
     keras.utils.set_random_seed(3)
-    model = training.build_model(training.TrainConfig(filters=(4, 6), dense_units=8))
+    model = training.build_model(training_config.TrainConfig(filters=(4, 6), dense_units=8))
     model.save(tmp_path / "digits.keras")
     loaded = keras.saving.load_model(tmp_path / "digits.keras")
     x = np.random.default_rng(10).uniform(0, 1, (28, 28, 1)).astype(np.float32)

@@ -36,13 +36,14 @@ def mnist():
 def trained(mnist):
     import keras
 
-    from cnnlab.train import training
+    from cnnlab.train import config as training_config
+    from cnnlab.train import model as training
 
     path = FIXTURE_DIR / f"mnist_seed_cnn_5_epochs_keras{keras.__version__}.keras"
     if path.is_file():
         return keras.saving.load_model(path)
     keras.utils.set_random_seed(0)
-    model = training.build_model(training.TrainConfig())
+    model = training.build_model(training_config.TrainConfig())
     model.fit(training.to_inputs(mnist.x_train), training.one_hot(mnist.y_train),
               batch_size=64, epochs=5, verbose=0)
     FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
@@ -54,13 +55,13 @@ def trained(mnist):
 
 @pytest.fixture(scope="module")
 def digits(mnist):
-    from cnnlab.train import training
+    from cnnlab.train import model as training
 
     return training.to_inputs(mnist.x_test[:3])
 
 
 def test_the_network_learned(trained, mnist):
-    from cnnlab.train import training
+    from cnnlab.train import model as training
 
     probs = trained.predict(training.to_inputs(mnist.x_test), verbose=0)
     assert (probs.argmax(1) == mnist.y_test).mean() > 0.9

@@ -112,7 +112,8 @@ def test_explain_report_has_everything_a_page_draws():
 
 
 def test_blocks_of_the_mnist_network_top_first():
-    from cnnlab.train import training
+    from cnnlab.train import config as training_config
+    from cnnlab.train import model as training
 
-    blocks = top_blocks(training.build_model(training.TrainConfig()))
+    blocks = top_blocks(training.build_model(training_config.TrainConfig()))
     assert [b.name for b in blocks] == ["output", "dense1", "conv2", "conv1"]

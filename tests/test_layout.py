@@ -32,7 +32,10 @@ def cnnlab_imports(path: Path, modules: set[str]) -> set[str]:
             if node.level:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
                                 + ([base] if base else []))
-            names = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            # `from pkg import submodule` depends on the submodule; `from pkg import name`
+            # on the package itself (its __init__ defines or re-exports the name)
+            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                     for alias in node.names]
         else:
             continue
         for name in names:

@@ -99,9 +99,9 @@ def _model_input(model, img):
 
     height, width, channels = (int(d) for d in model.input_shape[1:])
     if channels == 1:
-        from cnnlab.train import training
+        from cnnlab.train.digit import preprocess_digit
 
-        steps = training.preprocess_digit(img)
+        steps = preprocess_digit(img)
         x = steps.x
         if (height, width) != (28, 28):
             from PIL import Image
