@@ -12,8 +12,20 @@ import os
 import sys
 import time
 
-from cnnlab.train.config import ARCHITECTURES, OPTIMIZERS, TrainConfig
+from cnnlab.train.config import ARCHITECTURES, MAX_SEED, OPTIMIZERS, TrainConfig
 from cnnlab.train.datasets import DATASETS
+
+
+def _seed(text: str) -> int:
+    """--seed, range-checked before anything is built (argparse prints one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer 0..{MAX_SEED}, got {text[:40]!r}")
+    return value
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -46,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="conv kernel sides, e.g. 3,3")
     parser.add_argument("--dense-units", type=int, default=seed.dense_units)
     parser.add_argument("--dropout", type=float, default=seed.dropout)
-    parser.add_argument("--seed", type=int, default=seed.seed)
+    parser.add_argument("--seed", type=_seed, default=seed.seed,
+                        help=f"0..{MAX_SEED}: the same seed gives the same curve")
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
     parser.add_argument("--offline", action="store_true",
                         help="do not try the Keras download (same as CNNLAB_OFFLINE=1)")

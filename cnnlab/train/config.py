@@ -38,6 +38,9 @@ def dense_units_for_budget(params: int) -> int:
     return max(1, round((params - NUM_CLASSES) / per_unit))
 
 
+MAX_SEED = 2**32 - 1  # numpy.random.seed's range; Keras seeds numpy from it
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = "mnist"              # "mnist" | "fashion_mnist"
@@ -106,8 +109,9 @@ class TrainConfig:
         if not 0.0 < float(self.validation_fraction) < 0.5:
             raise ConfigError(f"validation fraction: must be in (0, 0.5), "
                               f"got {self.validation_fraction}")
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ConfigError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed: must be an integer 0..{MAX_SEED} (NumPy's seed range), "
+                              f"got {str(self.seed)[:40]!r}")
 
     @property
     def dtype_policy(self) -> str:
