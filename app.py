@@ -1,10 +1,15 @@
 """cnnlab entry point: navigation over the page files and the shared sidebar. Nothing else."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from cnnlab import __version__
 
-st.set_page_config(page_title="cnnlab", page_icon=":material/neurology:", layout="wide")
+# A local PNG: a Material-icon page_icon makes the browser fetch an icon font from the
+# internet, and cnnlab must work with no network (issue 15).
+ICON = Path(__file__).resolve().parent / "cnnlab" / "data" / "icon.png"
+st.set_page_config(page_title="cnnlab", page_icon=str(ICON), layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
