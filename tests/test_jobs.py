@@ -222,3 +222,23 @@ def test_a_job_stopped_before_its_start_never_trains():
     cancelled.cancel()                 # taken out of the queue by its manager
     assert cancelled.wait(0) and cancelled.state == "stopped"
     assert cancelled.snapshot().queue_position is None
+
+
+def test_streamlit_post_run_clear_session_skips_the_full_collection(monkeypatch):
+    """Streamlit calls keras.backend.clear_session() after every script run; once cnnlab has
+    Keras, that call resets Keras' state without gc.collect() (most of a page load's CPU
+    after training), while an explicit clear_session(free_memory=True) still collects."""
+    import gc
+
+    import keras
+
+    from cnnlab.train.streaming import settle_keras
+
+    settle_keras(keras)
+    collections = []
+    real_collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *a: collections.append(a) or real_collect(*a))
+    keras.backend.clear_session()
+    assert collections == []
+    keras.backend.clear_session(free_memory=True)
+    assert collections

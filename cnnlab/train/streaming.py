@@ -12,8 +12,9 @@ after EVERY script run (so every 0.5 s while a page polls a job), Streamlit call
 threads (a running job would lose its dtype policy mid-build) and both collect garbage
 over TensorFlow's ~450k objects: 0.3-1 s each time, holding the GIL, which starves the
 training thread. So the first job freezes the objects that exist once TensorFlow is
-imported (`gc.freeze()`: collections skip them; they live as long as the process anyway)
-and makes clear_session a no-op while a job is training.
+imported (`gc.freeze()`: collections skip them; they live as long as the process anyway),
+makes clear_session a no-op while a job is training, and drops its gc.collect() from
+Streamlit's call otherwise. `settle_keras` runs wherever cnnlab imports Keras for a model.
 
 Keras is imported only when a job trains.
 """
@@ -93,8 +94,9 @@ def _training_threads(delta: int) -> int:
         return _TRAINING
 
 
-def _settle_keras(keras) -> None:
-    """Once per process: see the module docstring (Streamlit's post-run cleanup)."""
+def settle_keras(keras) -> None:
+    """Once per process, wherever cnnlab imports Keras: see the module docstring
+    (Streamlit's post-run cleanup)."""
     global _KERAS_SETTLED
     with _KERAS_LOCK:
         if _KERAS_SETTLED:
@@ -106,6 +108,11 @@ def _settle_keras(keras) -> None:
         def clear_session(*args, **kwargs):
             if _training_threads(0) > 0:
                 return None   # a job is training: its thread-local Keras state must survive
+            if not args and not kwargs:
+                # Streamlit's call after every script run: reset Keras' state, but skip its
+                # full gc.collect() (most of a page load's server CPU once TensorFlow is
+                # loaded, measured with bench/load.py); Python's own GC still runs.
+                return original(free_memory=False)
             return original(*args, **kwargs)
 
         clear_session.__doc__ = original.__doc__
@@ -119,7 +126,7 @@ def keras_for_training() -> Iterator[Any]:
     reset Keras meanwhile (see the module docstring)."""
     import keras
 
-    _settle_keras(keras)
+    settle_keras(keras)
     _training_threads(+1)
     try:
         yield keras

@@ -208,9 +208,12 @@ def load_inception(include_top: bool = True, weights: str = "auto") -> keras.Mod
     downloads when needed), "untrained" (random weights, for showing the pipeline only),
     or a path to an .h5 weights file.
     """
+    from cnnlab.train.streaming import settle_keras
+
     if weights == "untrained":
         import keras
 
+        settle_keras(keras)
         return keras.applications.InceptionV3(weights=None, include_top=include_top)
     if weights == "auto":
         status = weights_status(include_top)
@@ -224,6 +227,7 @@ def load_inception(include_top: bool = True, weights: str = "auto") -> keras.Mod
         raise WeightsUnavailable(f"{weights} is not a file. {_how_to_get(include_top)}")
     import keras  # only now: a missing-weights answer should not wait for TensorFlow
 
+    settle_keras(keras)
     try:
         return keras.applications.InceptionV3(weights=weights, include_top=include_top)
     except Exception as exc:
