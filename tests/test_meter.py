@@ -128,13 +128,69 @@ def test_epochs_log_keeps_keras_logs_and_the_partial_flag():
                    {"epoch": 2, "loss": 0.5, "partial": True})
 
 
-def test_only_the_latest_batch_points_are_kept():
+def test_a_50000_batch_run_keeps_its_whole_curve_at_bounded_cost():
+    """Issue 10: past the cap, old batches are merged into buckets (mean, min, max) instead
+    of dropped, so the curve still starts at batch 1 and covers every batch."""
     clock = FakeClock()
-    meter = TrainingMeter(clock=clock, max_batch_points=3)
-    meter.plan(1, 5, 5, 1)
+    cap = 2_000
+    meter = TrainingMeter(clock=clock, max_batch_points=cap)
+    meter.plan(1, 50_000, 50_000, 1)
     meter.train_began()
     meter.epoch_began(1)
-    for b in range(1, 6):
-        meter.batch_ended(b, 1.0, {})
+    peak = 0
+    for b in range(1, 50_001):
+        # Keras logs the running mean; a constant-per-batch loss of 2 - b/50000 gives
+        # means we can check the buckets against.
+        meter.batch_ended(b, 1.0 + (b % 7) / 10, {"accuracy": 0.5})
+        peak = max(peak, len(meter._batches))
+    points = meter.reading(training=True, complete=False).batches
+    assert peak <= cap and len(points) <= cap
+    assert points[0].step == 1 and points[0].span == 1          # the first point, raw
+    assert points[-1].step == 50_000 and points[-1].span == 1   # the latest, raw
+    assert sum(p.span for p in points) == 50_000                # every batch is in one point
+    covered = [(p.step, p.last_step or p.step) for p in points]
+    assert all(b == a_end + 1 for (_, a_end), (b, _) in zip(covered, covered[1:], strict=False))
+    buckets = [p for p in points if p.span > 1]
+    assert buckets and all(p.low <= p.loss <= p.high for p in buckets)
+    assert all(p.metrics["accuracy"] == 0.5 for p in buckets)
+
+
+def test_bucket_mean_min_max_are_those_of_the_batches_they_hold():
+    clock = FakeClock()
+    meter = TrainingMeter(clock=clock, max_batch_points=8)
+    meter.plan(1, 40, 40, 1)
+    meter.train_began()
+    meter.epoch_began(1)
+    losses = []
+    mean = 0.0
+    for b in range(1, 41):
+        loss = float((b * 37) % 11)
+        mean = (mean * (b - 1) + loss) / b              # what Keras logs: the running mean
+        meter.batch_ended(b, mean, {})
+        losses.append(loss)
+    for p in meter.reading(training=True, complete=False).batches:
+        held = losses[p.step - 1:(p.last_step or p.step)]
+        assert p.loss == pytest.approx(sum(held) / len(held), abs=1e-9)
+        assert p.low == pytest.approx(min(held)) and p.high == pytest.approx(max(held))
+
+
+def test_the_live_chart_draws_buckets_as_a_min_max_band():
+    from types import SimpleNamespace
+
+    from cnnlab.train import charts
+    from cnnlab.train.jobs import JobState
+
+    clock = FakeClock()
+    meter = TrainingMeter(clock=clock, max_batch_points=16)
+    meter.plan(1, 100, 100, 1)
+    meter.train_began()
+    meter.epoch_began(1)
+    for b in range(1, 101):
+        meter.batch_ended(b, 1.0 + (b % 3), {"accuracy": 0.5})
     r = meter.reading(training=True, complete=False)
-    assert [p.step for p in r.batches] == [3, 4, 5] and r.progress == 1.0
+    snap = SimpleNamespace(batches=r.batches, steps_per_epoch=100, epochs_log=(), epochs=1,
+                           state=JobState.RUNNING)
+    data = charts.curves_data(snap)
+    assert data["bucketed"] and data["batch_x"][0] == pytest.approx(0.01)  # batch 1 is there
+    band = [t for t in charts.live_figure(snap).data if t.fill == "tonexty"]
+    assert len(band) == 1 and min(band[0].y) < max(data["batch_loss"])

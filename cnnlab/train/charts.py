@@ -44,6 +44,9 @@ def curves_data(snap) -> dict[str, list[float]]:
     return {
         "batch_x": _x_epochs(snap).tolist(),
         "batch_loss": losses,
+        "batch_loss_low": [b.low for b in snap.batches],     # = loss unless a bucket
+        "batch_loss_high": [b.high for b in snap.batches],
+        "bucketed": bool(snap.batches) and snap.batches[min(1, len(snap.batches) - 1)].span > 1,
         "batch_loss_smoothed": smooth(losses).tolist() if losses else [],
         "batch_accuracy": [b.metrics.get("accuracy", np.nan) for b in snap.batches],
         "epoch": [e["epoch"] for e in snap.epochs_log],
@@ -58,14 +61,22 @@ def live_figure(snap, max_points: int = 3000) -> go.Figure:
     """Loss (per batch raw + smoothed, validation per epoch) and accuracy, side by side."""
     data = curves_data(snap)
     x, raw, smoothed = data["batch_x"], data["batch_loss"], data["batch_loss_smoothed"]
+    low, high = data["batch_loss_low"], data["batch_loss_high"]
     if len(x) > max_points:   # thin the raw points for the browser; the smoothing saw them all
         keep = np.linspace(0, len(x) - 1, max_points).astype(int)
-        x, raw, smoothed = ([seq[i] for i in keep] for seq in (x, raw, smoothed))
+        x, raw, smoothed, low, high = ([seq[i] for i in keep]
+                                       for seq in (x, raw, smoothed, low, high))
         acc = [data["batch_accuracy"][i] for i in keep]
     else:
         acc = data["batch_accuracy"]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"),
                         horizontal_spacing=0.08)
+    if data["bucketed"]:   # a long run: its early batches are buckets; show their min-max
+        fig.add_trace(go.Scatter(x=x, y=high, mode="lines", line=dict(width=0),
+                                 hoverinfo="skip", showlegend=False), 1, 1)
+        fig.add_trace(go.Scatter(x=x, y=low, mode="lines", line=dict(width=0), fill="tonexty",
+                                 fillcolor="rgba(31, 119, 180, 0.15)", hoverinfo="skip",
+                                 name="training loss, min-max of early batches"), 1, 1)
     fig.add_trace(go.Scatter(x=x, y=raw, mode="lines", name="training loss (each batch)",
                              line=dict(color=TRAIN_COLOR, width=1), opacity=0.3), 1, 1)
     fig.add_trace(go.Scatter(x=x, y=smoothed, mode="lines", name="training loss (smoothed)",

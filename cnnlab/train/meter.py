@@ -12,14 +12,15 @@ What it measures:
 - ETA: the batches left x the mean time of a batch so far, plus the epochs left x the mean
   validation time of an epoch so far;
 - each batch's own loss: Keras logs the running mean over the epoch (weighted by batch
-  size), so the loss of batch n is (mean_n x seen_n - mean_(n-1) x seen_(n-1)) / images_n.
+  size), so the loss of batch n is (mean_n x seen_n - mean_(n-1) x seen_(n-1)) / images_n;
+- the whole curve at a bounded cost: past `max_batch_points`, old batches are merged into
+  buckets that keep their mean, min and max (`compact`), so a long run keeps its start.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +34,44 @@ class BatchPoint:
     mean_loss: float   # Keras's running mean over the epoch so far
     metrics: dict      # other running-mean metrics from the logs (e.g. accuracy)
     time_s: float      # seconds since training started
+    # A bucket of `span` consecutive batches merged to bound a long run's memory: `loss` is
+    # their mean, `loss_min`/`loss_max` the extremes, `step`..`last_step` the batches it covers.
+    span: int = 1
+    loss_min: float | None = None
+    loss_max: float | None = None
+    last_step: int | None = None
+
+    @property
+    def low(self) -> float:
+        return self.loss if self.loss_min is None else self.loss_min
+
+    @property
+    def high(self) -> float:
+        return self.loss if self.loss_max is None else self.loss_max
+
+
+def merge_points(a: BatchPoint, b: BatchPoint) -> BatchPoint:
+    """Two consecutive points (or buckets) as one bucket: mean, min and max kept."""
+    span = a.span + b.span
+    mean = (a.loss * a.span + b.loss * b.span) / span
+    metrics = {k: (a.metrics[k] * a.span + b.metrics[k] * b.span) / span
+               for k in a.metrics.keys() & b.metrics.keys()
+               if isinstance(a.metrics[k], (int, float)) and isinstance(b.metrics[k], (int, float))}
+    return BatchPoint(a.step, a.epoch, a.batch, mean, b.mean_loss, metrics, b.time_s, span,
+                      min(a.low, b.low), max(a.high, b.high), b.last_step or b.step)
+
+
+def compact(points: list[BatchPoint], cap: int) -> list[BatchPoint]:
+    """`points` kept under `cap`: the older half is merged pairwise into buckets (again and
+    again as a run grows, so old batches end up in wide buckets and recent ones stay raw).
+    The first point is never merged: a curve always starts where training started."""
+    if len(points) < cap:
+        return points
+    half = len(points) // 2
+    old = points[1:half]
+    merged = [merge_points(old[i], old[i + 1]) if i + 1 < len(old) else old[i]
+              for i in range(0, len(old), 2)]
+    return [points[0], *merged, *points[half:]]
 
 
 @dataclass(frozen=True)
@@ -64,7 +103,8 @@ class TrainingMeter:
         self._epoch = 0
         self._batch = 0
         self._step = 0
-        self._batches: deque[BatchPoint] = deque(maxlen=max_batch_points)
+        self._batches: list[BatchPoint] = []
+        self._max_batch_points = max(int(max_batch_points), 8)
         self._epochs_log: list[dict] = []
         # Time.
         self._t_start: float | None = None
@@ -123,6 +163,7 @@ class TrainingMeter:
         point = BatchPoint(self._step, self._epoch, batch, loss, mean_loss, metrics,
                            now - (self._t_start or now))
         self._batches.append(point)
+        self._batches = compact(self._batches, self._max_batch_points)
         return point
 
     def epoch_ended(self, epoch: int, logs: dict, partial: bool = False) -> None:
