@@ -175,6 +175,12 @@ class TrainingJob:
     def stop_requested(self) -> bool:
         return self._stop_event.is_set()
 
+    @property
+    def build(self) -> Callable[[], TrainSetup]:
+        """What this job trains: another backend (cnnlab.train.ray_backend) ships it to a
+        worker and runs it there in a TrainingJob of its own."""
+        return self._build
+
     def stop(self) -> None:
         """Ask the job to stop: a queued job is cancelled when its turn comes; a running one
         stops after the current batch (its partly trained model is kept)."""
