@@ -22,11 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.budgets import BudgetError, DiskBudget, folder_bytes
 from cnnlab.transfer.image_folder import ImageFolder, ImageFolderError, scan_class_folders
+from cnnlab.ui.safe import one_line, quoted
 
 MAX_ARCHIVE_MB = 200  # the page's upload widget refuses larger zips before cnnlab sees them
 MAX_UNCOMPRESSED_BYTES = 1024**3  # 1 GiB unpacked: above it the archive is refused as a bomb
 MAX_ENTRIES = 20_000  # files + folders in one archive
+MAX_NAME_BYTES = 255  # one file or folder name (Linux's NAME_MAX)
 _COPY_CHUNK = 1024 * 1024
 
 
@@ -46,6 +49,18 @@ class SessionWorkspace:
     def __init__(self, parent: str | Path | None = None) -> None:
         self.path = Path(tempfile.mkdtemp(prefix="cnnlab-transfer-", dir=parent))
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+        self._disk_limit = DiskBudget.for_session().limit
+
+    @property
+    def disk(self) -> DiskBudget:
+        """This session's disk budget, charged from what its folder holds right now."""
+        return DiskBudget(self._disk_limit, folder_bytes(self.path))
+
+    def remove(self, folder: Path) -> None:
+        """Delete one folder of this workspace (e.g. an upload that was replaced)."""
+        folder = Path(folder)
+        if folder.resolve().is_relative_to(self.path.resolve()) and folder != self.path:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def new_folder(self, prefix: str) -> Path:
         """A fresh, empty folder inside the workspace."""
@@ -69,14 +84,18 @@ class SessionWorkspace:
 def _entry_parts(name: str) -> list[str]:
     """The path components of a zip entry, or ArchiveError when it escapes its folder."""
     if "\x00" in name:
-        raise ArchiveError(f"Archive entry {name!r} has a NUL byte in its name; refused.")
+        raise ArchiveError(f"Archive entry {quoted(name)} has a NUL byte in its name; refused.")
     # Zip uses '/', but archives made on Windows sometimes use '\'.
     posix = name.replace("\\", "/")
     if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):
-        raise ArchiveError(f"Archive entry '{name}' has an absolute path; refused.")
+        raise ArchiveError(f"Archive entry {quoted(name)} has an absolute path; refused.")
     parts = [p for p in posix.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise ArchiveError(f"Archive entry '{name}' points outside the archive (..); refused.")
+        raise ArchiveError(f"Archive entry {quoted(name)} points outside the archive (..); refused.")
+    for part in parts:
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+            raise ArchiveError(f"Archive entry {quoted(name)}: a file or folder name longer than "
+                               f"{MAX_NAME_BYTES} bytes; refused.")
     return parts
 
 
@@ -100,9 +119,10 @@ def check_archive(zf: zipfile.ZipFile, name: str = "archive") -> list[zipfile.Zi
     for info in infos:
         _entry_parts(info.filename)
         if _is_symlink(info):
-            raise ArchiveError(f"Archive entry '{info.filename}' is a symbolic link; refused.")
+            raise ArchiveError(f"Archive entry {quoted(info.filename)} is a symbolic link; refused.")
         if info.flag_bits & 0x1:
-            raise ArchiveError(f"Archive entry '{info.filename}' is password-protected; refused.")
+            raise ArchiveError(f"Archive entry {quoted(info.filename)} is password-protected; "
+                               "refused.")
         if not info.is_dir():
             files.append(info)
     if not files:
@@ -121,12 +141,13 @@ def extract_archive(data: bytes, dest: Path, name: str = "archive") -> None:
         root = dest.resolve()
         written = 0
         for info in files:
+            entry = quoted(info.filename)
             target = root.joinpath(*_entry_parts(info.filename))
             # Belt and braces: the checked parts cannot escape, but verify the real path.
             if not target.resolve().is_relative_to(root):
-                raise ArchiveError(f"Archive entry '{info.filename}' points outside the archive.")
-            target.parent.mkdir(parents=True, exist_ok=True)
+                raise ArchiveError(f"Archive entry {entry} points outside the archive.")
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "xb") as out:
                     # Count the bytes really written: the sizes in the directory can lie.
                     while chunk := src.read(_COPY_CHUNK):
@@ -138,17 +159,39 @@ def extract_archive(data: bytes, dest: Path, name: str = "archive") -> None:
                             )
                         out.write(chunk)
             except FileExistsError:
-                raise ArchiveError(f"{name}: entry '{info.filename}' appears twice.") from None
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
+                raise ArchiveError(f"{name}: entry {entry} appears twice (or as both a file "
+                                   "and a folder).") from None
+            except (NotADirectoryError, IsADirectoryError):
+                raise ArchiveError(f"{name}: entry {entry} is both a file and a folder in this "
+                                   "archive.") from None
+            except OSError as exc:
+                # errno text only: str(exc) would show the server's temporary path.
+                reason = exc.strerror or type(exc).__name__
+                raise ArchiveError(f"{name}: entry {entry} cannot be unpacked ({reason}).") from None
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError,
                     NotImplementedError, RuntimeError) as exc:
                 # A corrupt or unsupported entry: the archive as a whole is unusable.
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise ArchiveError(f"{name}: entry '{info.filename}' cannot be read ({reason}).") from None
+                reason = one_line(str(exc).splitlines()[0], 200) if str(exc) else type(exc).__name__
+                raise ArchiveError(f"{name}: entry {entry} cannot be read ({reason}).") from None
+
+
+def declared_size(data: bytes, name: str = "archive") -> int:
+    """Bytes the zip says it unpacks to (its directory; checked again while unpacking)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        raise ArchiveError(f"{name}: not a zip archive.") from None
 
 
 def load_zip(data: bytes, name: str, workspace: SessionWorkspace) -> ImageFolder:
     """Unpack an uploaded zip of class folders into the workspace and validate it
-    (ArchiveError for the zip itself, ImageFolderError for what it holds)."""
+    (ArchiveError for the zip itself, ImageFolderError for what it holds). The session's
+    disk budget (`CNNLAB_SESSION_DISK`) is charged with the declared size first."""
+    try:
+        workspace.disk.charge(name, declared_size(data, name))
+    except BudgetError as exc:
+        raise ArchiveError(str(exc)) from None
     dest = workspace.new_folder("upload")
     try:
         extract_archive(data, dest, name)

@@ -14,10 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.budgets import BudgetError, PixelBudget
 from cnnlab.errors import ConfigError
-from cnnlab.vision.images import ImageError, network_view, read_image, scale_to_unit_range
+from cnnlab.vision.images import (
+    ImageError,
+    network_view,
+    probe_file,
+    read_image,
+    scale_to_unit_range,
+)
 
 MAX_IMAGES = 5_000  # images kept in memory as uint8 pixels while training
+CHECK_SIDE = 32  # the scan's decode check reduces images to about this (the data, not the detail)
 RECOMMENDED_PER_CLASS = 100  # fewer images per class than this gets a warning
 MIN_PER_CLASS = 3  # one image each for train, validation and test
 # Operating-system droppings that are listed as skipped but never decoded.
@@ -120,13 +128,22 @@ def find_class_root(root: Path) -> Path:
     return current
 
 
-def _decode_check(path: Path) -> str | None:
-    """None when the file is a readable image, otherwise the one-line reason."""
+def _probe(path: Path) -> tuple[int | None, str | None]:
+    """(declared pixels, None) when the header is a readable image, else (None, reason).
+    Reads the header only: nothing is decoded."""
     if path.is_symlink():
-        return "symbolic link, not followed"
+        return None, "symbolic link, not followed"
     try:
-        # The shared decoder checks the size before reading (MAX_UPLOAD_BYTES per image).
-        read_image(path)
+        return probe_file(path).pixels, None
+    except ImageError as exc:
+        return None, exc.reason
+
+
+def _decode_check(path: Path) -> str | None:
+    """None when the file decodes, otherwise the one-line reason. Decoded small (the check
+    needs the data, not the resolution), one image at a time."""
+    try:
+        read_image(path, min_side=CHECK_SIDE)
     except ImageError as exc:
         return exc.reason
     return None
@@ -173,9 +190,8 @@ def scan_class_folders(root: Path, source: str) -> ImageFolder:
 
     paths: list[Path] = []
     labels: list[int] = []
-    empty: list[str] = []
+    budget = PixelBudget(f"{source}")
     for label, class_dir in enumerate(class_dirs):
-        found_here = 0
         for dirpath, dirnames, filenames in os.walk(class_dir):  # links never followed
             # Same pruning as the listing walk above, which has recorded what it prunes.
             dirnames[:] = sorted(
@@ -186,16 +202,34 @@ def scan_class_folders(root: Path, source: str) -> ImageFolder:
                 if _is_system(name) or name.startswith("."):
                     continue  # listed above
                 path = Path(dirpath) / name
-                reason = _decode_check(path)
+                # Budgets before work (issue 15): headers only, counted and summed first.
+                pixels, reason = _probe(path)
                 if reason is not None:
                     skipped.append(SkippedFile(shown(path), reason))
                     continue
+                if len(paths) >= MAX_IMAGES:
+                    raise ImageFolderError(f"{source}: more than the {MAX_IMAGES:,} images "
+                                           "allowed; refused before decoding any.")
+                try:
+                    budget.charge(shown(path), pixels)
+                except BudgetError as exc:
+                    raise ImageFolderError(str(exc)) from None
                 paths.append(path)
                 labels.append(label)
-                found_here += 1
-        if found_here == 0:
-            empty.append(class_dir.name)
 
+    # Every header passed and the archive is within its budgets: now decode each image once
+    # (one at a time, reduced while decoding) to catch truncated or corrupt data.
+    readable = []
+    for path, label in zip(paths, labels, strict=True):
+        reason = _decode_check(path)
+        if reason is not None:
+            skipped.append(SkippedFile(shown(path), reason))
+        else:
+            readable.append((path, label))
+    counted = np.bincount([label for _, label in readable], minlength=len(class_dirs))
+    empty = [d.name for d, n in zip(class_dirs, counted, strict=True) if n == 0]
+    paths = [path for path, _ in readable]
+    labels = [label for _, label in readable]
     if len(paths) == 0:
         raise ImageFolderError(f"{source}: no readable images in any class folder.")
     if empty:
@@ -304,7 +338,7 @@ def load_pixels(paths: Sequence[Path], size: int) -> np.ndarray:
     `to_model_input` then scales them to [-1, 1] like Keras' `preprocess_input`."""
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for i, path in enumerate(paths):
-        out[i] = np.asarray(network_view(read_image(path), size))
+        out[i] = np.asarray(network_view(read_image(path, min_side=size), size))
     return out
 
 
