@@ -11,7 +11,8 @@ from cnnlab.train import charts, runs
 from cnnlab.train.config import OPTIMIZERS, TrainConfig, dense_preset
 from cnnlab.train.digit import predict_one, preprocess_digit
 from cnnlab.train.inside import activation_maps, conv_layers, first_layer_filters
-from cnnlab.train.jobs import JobError, JobState, TrainingJob, shared_manager
+from cnnlab.train.backend import shared_manager
+from cnnlab.train.jobs import JobError, JobState, TrainingJob
 from cnnlab.train.metrics import TestReport
 from cnnlab.train.model import job_for, to_inputs
 from cnnlab.ui.job_progress import TRAIN_WORDING, progress_ui, progress_view

@@ -12,6 +12,7 @@ import streamlit as st
 from cnnlab.errors import ConfigError
 from cnnlab.facts import fact
 from cnnlab.train import jobs
+from cnnlab.train.backend import shared_manager
 from cnnlab.train.export import model_bytes
 from cnnlab.train.jobs import TrainingJob
 from cnnlab.train.metrics import TestReport
@@ -48,7 +49,7 @@ st.markdown(
 
 # Whose jobs: a token in the URL survives a refresh; session_state survives page switches.
 owner = browser_owner(st.query_params, st.session_state, "transfer")
-manager = jobs.shared_manager()
+manager = shared_manager()
 
 
 @st.cache_resource(scope="session", on_release=lambda ws: ws.cleanup(), show_spinner=False)

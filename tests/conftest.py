@@ -14,4 +14,4 @@ os.environ.setdefault("KERAS_HOME", str(ROOT / ".pytest_cache" / "keras_home"))
 Path(os.environ["KERAS_HOME"]).mkdir(parents=True, exist_ok=True)
 
 # Fixtures shared by several test modules (Inception weight files, a transfer-style model).
-pytest_plugins = ["tests.inception_fixtures"]
+pytest_plugins = ["tests.inception_fixtures", "tests.ray_fixtures"]

@@ -1,6 +1,8 @@
 """The training-job runner: metrics, stop, reattach, isolation, queueing, reproducibility.
 
 Tiny model (a 4-filter conv on 8x8 images) and small data, so each run takes a second.
+Tests taking `manager` or `make_manager` run on both backends: threads of this process and
+a local Ray cluster (tests/ray_fixtures.py).
 """
 
 from __future__ import annotations
@@ -52,10 +54,8 @@ def wait_for(predicate, timeout: float = 60.0) -> None:
 
 
 @pytest.fixture
-def manager():
-    m = JobManager(max_concurrent=2)
-    yield m
-    m.shutdown()
+def manager(make_manager):
+    return make_manager(2)
 
 
 def test_metrics_are_recorded(manager):
@@ -105,6 +105,7 @@ def test_reattach_returns_the_running_job_and_refuses_a_duplicate(manager):
     assert manager.get("alice", job.id) is job
     with pytest.raises(JobError, match="already have a training"):
         manager.submit("alice", TrainingJob(slow_build()))
+    wait_for(lambda: job.state == "running")       # Ray: once a worker has it
     assert manager.counts()["running"] == 1
     manager.stop("alice")
     assert job.wait(5)
@@ -128,10 +129,11 @@ def test_two_owners_are_isolated(manager):
     assert b.wait(5)
 
 
-def test_queue_is_fifo_with_positions():
-    manager = JobManager(max_concurrent=1)
+def test_queue_is_fifo_with_positions(make_manager):
+    manager = make_manager(1)
     try:
         first = manager.submit("a", TrainingJob(slow_build()))
+        wait_for(lambda: first.state == "running")      # Ray: once a worker has it
         second = manager.submit("b", TrainingJob(tiny_build()))
         third = manager.submit("c", TrainingJob(tiny_build()))
         assert first.state == "running"
@@ -184,6 +186,7 @@ def test_max_jobs_from_env(monkeypatch):
     assert max_jobs_from_env() == 2
 
 
+@pytest.mark.parametrize("job_backend", ["threads"])   # Streamlit runs in this process only
 def test_streamlit_cleanup_cannot_reset_a_training_job(manager):
     """Streamlit calls keras.backend.clear_session() after every script run; while a job
     trains it must not wipe the job's thread-local Keras state (its dtype policy)."""

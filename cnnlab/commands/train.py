@@ -1,7 +1,9 @@
 """`python -m cnnlab train`: train the seed's MNIST CNN (or the dense preset) from a terminal.
 
 With --json, stdout carries one JSON object per epoch and, last, one with the test
-accuracy, the throughput and the data source. It uses the same job runner as the page.
+accuracy, the throughput, the data source, the backend ("threads", or "ray" when
+CNNLAB_RAY_ADDRESS names a cluster) and the worker that trained (its node and process). It
+uses the same job runner as the page.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import sys
 import time
+import uuid
 
 from cnnlab.train.config import ARCHITECTURES, MAX_SEED, OPTIMIZERS, TrainConfig
 from cnnlab.train.datasets import DATASETS
@@ -98,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(config, dataset, args: argparse.Namespace) -> int:
+    from cnnlab.train.backend import backend_name, manager_from_env, worker_of
     from cnnlab.train.export import model_bytes
-    from cnnlab.train.jobs import JobManager, JobState
+    from cnnlab.train.jobs import JobError, JobState
     from cnnlab.train.model import job_for
 
     def emit(obj: dict, text: str) -> None:
@@ -107,8 +111,12 @@ def _train(config, dataset, args: argparse.Namespace) -> int:
 
     if not args.json:
         print(f"{config.label()}\ndata: {dataset.describe()}", flush=True)
-    manager = JobManager(max_concurrent=1)
-    job = manager.submit("cli", job_for(config, dataset))
+    try:
+        manager = manager_from_env(max_concurrent=1)
+        # Each command is its own owner: a cluster's registry is shared with other users.
+        job = manager.submit(f"cli-{uuid.uuid4().hex[:12]}", job_for(config, dataset))
+    except JobError as exc:       # the cluster is unreachable, or refused the job
+        return _fail(str(exc))
     printed = 0
     t0 = time.monotonic()
     try:
@@ -136,7 +144,8 @@ def _train(config, dataset, args: argparse.Namespace) -> int:
                     **snap.info, "epochs_completed": len(snap.epochs_log),
                     "images_per_second": round(snap.images_per_second or 0.0, 1),
                     "train_seconds": round(snap.elapsed_s, 2),
-                    "total_seconds": round(time.monotonic() - t0, 2)}
+                    "total_seconds": round(time.monotonic() - t0, 2),
+                    "backend": backend_name(manager), "worker": worker_of(job)}
     if snap.state == JobState.DONE:
         result.update(snap.result)
     else:   # stopped by Ctrl-C: the partly trained model is still tested

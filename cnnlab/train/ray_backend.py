@@ -8,8 +8,8 @@ What lives where:
   web server), the training itself (`cnnlab.train.ray_worker`, a task on whichever node has
   the CPUs/GPUs it asks for) and its results (object store);
 - this web server: `RayJob` proxies holding only what a page draws: the latest snapshot,
-  polled from the hub at most every 0.1 s (the pages redraw every 0.5 s), the batch points
-  received so far, and, when a page asks for them, the model (`job.model`: the .keras bytes
+  polled from the hub whenever a page reads it (every 0.5 s while it draws a run; one
+  call of about a millisecond, carrying only the new batch points), the points so far, and, when a page asks for them, the model (`job.model`: the .keras bytes
   from the object store, loaded once) and the build's `context` (`job.setup.context`).
 
 A refresh reattaches by owner, on this server or any other: the registry is the cluster's.
@@ -42,9 +42,8 @@ from cnnlab.train.ray_cluster import (
     job_resources,
     ray_address,
 )
-from cnnlab.train.ray_hub import WORKER_LOST, hub
+from cnnlab.train.ray_hub import HUB_NAME, WORKER_LOST, hub
 
-POLL_MIN_S = 0.1          # a proxy asks the hub at most this often (pages redraw every 0.5 s)
 CALL_TIMEOUT_S = 10.0     # a hub that does not answer leaves the last snapshot on the page
 WAIT_POLL_S = 0.05
 
@@ -88,7 +87,6 @@ class RayJob:
         self._snap = _first_snapshot(self.id, view)
         self._points: deque = deque(maxlen=int(view.get("max_batch_points", 20_000)))
         self._since = 0
-        self._polled = 0.0
         self._final: list | None = None       # ObjectRefs: snapshot, model bytes, context
         self._complete = False                # the final snapshot is here: no more polling
         self._model: Any = None
@@ -127,7 +125,7 @@ class RayJob:
         with self._lock:
             self._stop_requested = True
         self._call(self._hub.stop.remote(self.owner, self.id))
-        self._refresh(force=True)
+        self._refresh()
 
     def cancel(self) -> None:
         self.stop()
@@ -141,7 +139,7 @@ class RayJob:
     def wait(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._refresh(force=True)
+            self._refresh()
             if self._snap.finished:
                 return True
             if deadline is not None and time.monotonic() >= deadline:
@@ -184,11 +182,10 @@ class RayJob:
                 self._complete = True
             return None
 
-    def _refresh(self, force: bool = False) -> None:
+    def _refresh(self) -> None:
         with self._lock:
-            if self._complete or (not force and time.monotonic() - self._polled < POLL_MIN_S):
+            if self._complete:
                 return
-            self._polled = time.monotonic()
             view = self._call(self._hub.poll.remote(self.id, self._since))
             if view is not None:
                 self._apply(view)
@@ -222,7 +219,7 @@ class RayJob:
             if self._complete:            # ended without results (worker lost, forgotten)
                 return None
             time.sleep(WAIT_POLL_S)
-            self._refresh(force=True)
+            self._refresh()
         if self._final is None:
             return None
         try:
@@ -241,12 +238,13 @@ class RayJobManager:
     backend = "ray"
 
     def __init__(self, address: str | None = None,
-                 resources: dict[str, float] | None = None) -> None:
+                 resources: dict[str, float] | None = None, registry: str = HUB_NAME) -> None:
         self.address = address or ray_address() or "local"
+        self.registry = registry
         self.resources = resources or job_resources()
         connect(self.address)
         try:
-            self._hub = hub()
+            self._hub = hub(registry)
         except Exception as exc:  # noqa: BLE001 - the cluster refused the registry actor
             raise ClusterUnreachable(f"the Ray cluster at {self.address!r} cannot host "
                                      f"cnnlab's run registry: {exc}") from None
@@ -326,14 +324,16 @@ class RayJobManager:
         return {**counts, "max_concurrent": self.max_concurrent}
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop the runs submitted through this manager (tests, server exit) and wait."""
+        """Stop the runs submitted through this manager, wait, and forget them (tests; a
+        server leaving the cluster for good)."""
         with self._lock:
-            submitted = list(self._submitted)
+            submitted, self._submitted = list(self._submitted), []
         for job in submitted:
             if not job.snapshot().finished:
                 job.stop()
         for job in submitted:
             job.wait(timeout)
+            self.forget(job.owner, job.id)
 
     # ---- helpers --------------------------------------------------------------------------
     def _call(self, ref) -> Any:

@@ -89,10 +89,10 @@ def connect(address: str) -> None:
     """Join (or, for "local", start) the cluster, once per process. Raises ClusterUnreachable."""
     import ray
 
-    if ray.is_initialized():
-        return
     if address not in ("local", "auto"):
         _check_port(address)
+    if ray.is_initialized():
+        return
     # Worker output stays in the cluster's logs (/tmp/ray/session_latest/logs): on the
     # driver's stdout it would mix with `cnnlab train --json`.
     options = {"namespace": NAMESPACE, "log_to_driver": False}

@@ -178,10 +178,11 @@ class RunHub:
                        if r.state == JobState.QUEUED and r.order < run.order)
 
 
-def hub() -> Any:
-    """This cluster's RunHub actor, created by the first server that asks (on the head node)."""
+def hub(name: str = HUB_NAME) -> Any:
+    """This cluster's RunHub actor, created by the first server that asks (on the head node).
+    Another `name` is another registry: runs in one never see the other's (tests)."""
     actor = ray.remote(RunHub)
     return actor.options(
-        name=HUB_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
         num_cpus=0, max_concurrency=1000, resources={"node:__internal_head__": 0.001},
     ).remote()
