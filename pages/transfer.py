@@ -35,6 +35,7 @@ from cnnlab.transfer.run import TransferRun
 from cnnlab.ui.job_progress import TRANSFER_WORDING, progress_ui, progress_view
 from cnnlab.ui.navigation import ensure_app_navigation
 from cnnlab.ui.owner import browser_owner
+from cnnlab.ui.safe import plain
 from cnnlab.vision.custom_model import SESSION_KEY as CLASSIFY_KEY
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
@@ -131,7 +132,7 @@ def classes_ui(dataset: ImageFolder) -> None:
     st.plotly_chart(charts.class_counts_figure(dataset.counts(), folders.RECOMMENDED_PER_CLASS),
                     width="stretch", key="transfer_counts")
     for warning in dataset.warnings():
-        st.warning(warning, icon=":material/warning:")
+        st.warning(plain(warning), icon=":material/warning:")
     if dataset.skipped:
         with st.expander(f"{len(dataset.skipped)} files skipped, and why",
                          icon=":material/block:"):
@@ -151,7 +152,7 @@ def split_ui(dataset: ImageFolder) -> tuple[Split, int]:
     try:
         split = folders.split_by_fraction(dataset.labels, val_fraction, test_fraction, seed)
     except ConfigError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(str(exc)), icon=":material/error:")
         st.stop()
     st.caption("Each class is split separately, so every part keeps the class proportions. The "
                "test images are never trained on nor used to choose anything.")
@@ -190,7 +191,8 @@ def preview_ui(dataset: ImageFolder, split: Split, aug: Augmentation, seed: int)
             preview = (key, charts.preview_mosaic(originals, variants))
         except Exception as exc:  # noqa: BLE001 - e.g. a server folder changed under us
             preview = (key, None)
-            st.error(f"No preview: {' '.join(str(exc).split())[:200]}", icon=":material/error:")
+            st.error(plain(f"No preview: {' '.join(str(exc).split())[:200]}"),
+                     icon=":material/error:")
         st.session_state["transfer_preview_cache"] = preview
     if preview[1] is not None:
         st.image(preview[1], caption="Left: the image as the network sees it; right: five "
@@ -224,7 +226,7 @@ def base_weights_ui() -> BaseWeights:
                 st.rerun()
             except inception.WeightsUnavailable as exc:
                 bar.empty()
-                st.error(str(exc), icon=":material/cloud_off:")
+                st.error(plain(str(exc)), icon=":material/cloud_off:")
     return weights
 
 
@@ -438,8 +440,8 @@ def mistakes_ui(run: TransferRun, report: TestReport, shown: int = 24, per_row: 
         columns = st.columns(per_row)
         for col, i in zip(columns, gallery[start:start + per_row], strict=False):
             col.image(run.pixels["test"][i], width="stretch", caption=(
-                f"{run.test_names[i]}: {report.class_names[report.y_true[i]]} → "
-                f"{report.class_names[report.y_pred[i]]} ({report.probs[i].max():.0%})"))
+                plain(f"{run.test_names[i]}: {report.class_names[report.y_true[i]]} → "
+                      f"{report.class_names[report.y_pred[i]]}") + f" ({report.probs[i].max():.0%})"))
 
 
 # ---- 7. keep it -----------------------------------------------------------------------------
@@ -457,7 +459,7 @@ def keep_ui(run: TransferRun) -> None:
             icon=":material/download:", key="transfer_download_model", on_click="ignore")
         st.caption(f"Input: {run.image_size}x{run.image_size} RGB scaled to [-1, 1] "
                    f"(Inception's preprocess_input); output: softmax over "
-                   f"{', '.join(run.class_names)}.")
+                   + plain(", ".join(run.class_names)) + ".")
     with cols[1]:
         st.button("Use in Classify", icon=":material/image_search:", key="transfer_use",
                   on_click=lambda: st.session_state.update({CLASSIFY_KEY: classify_handoff(run)}))

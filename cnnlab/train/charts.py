@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cnnlab.train.jobs import JobState
+from cnnlab.ui.safe import plotly_label
 
 TRAIN_COLOR = "#1f77b4"
 VAL_COLOR = "#d62728"
@@ -186,7 +187,7 @@ def confusion_figure(counts: np.ndarray, class_names: Sequence[str]) -> go.Figur
     """Confusion matrix. A heatmap shows it; transparent square markers on every cell carry
     the selection (Plotly heatmaps send no selection events: streamlit/streamlit#8760)."""
     n = len(class_names)
-    names = list(class_names)
+    names = [plotly_label(c) for c in class_names]  # Transfer's are user folder names
     row_totals = counts.sum(axis=1, keepdims=True).clip(min=1)
     share = counts / row_totals
     fig = go.Figure()

@@ -12,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from cnnlab.train.charts import TRAIN_COLOR, VAL_COLOR, confusion_figure, live_figure
+from cnnlab.ui.safe import plotly_label
 
 __all__ = ["class_counts_figure", "confusion_figure", "live_figure", "precision_recall_figure",
            "preview_mosaic", "speedup_figure"]
@@ -21,8 +22,8 @@ WARN_COLOR = "#ff7f0e"
 
 def class_counts_figure(counts: Mapping[str, int], recommended: int) -> go.Figure:
     """Images per class; classes under the recommended count in orange, the line dashed."""
-    names = list(counts)
-    values = [counts[n] for n in names]
+    values = list(counts.values())
+    names = [plotly_label(n) for n in counts]  # user folder names: text, not HTML
     colors = [WARN_COLOR if v < recommended else TRAIN_COLOR for v in values]
     fig = go.Figure(go.Bar(x=names, y=values, marker_color=colors, text=values,
                            textposition="outside", cliponaxis=False))
@@ -68,7 +69,7 @@ def speedup_figure(uncached_epoch_s: float, cached_epoch_s: float) -> go.Figure:
 
 def precision_recall_figure(class_names: Sequence[str], precision: np.ndarray,
                             recall: np.ndarray) -> go.Figure:
-    names = list(class_names)
+    names = [plotly_label(n) for n in class_names]
     fig = go.Figure()
     fig.add_trace(go.Bar(x=names, y=precision, name="precision (right when it says so)",
                          marker_color=TRAIN_COLOR, text=[f"{p:.0%}" for p in precision],

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from cnnlab.ui.safe import plotly_label
+
 
 def top5_figure(top: list[tuple[str, str, float]], untrained: bool) -> go.Figure:
-    names = [label.replace("_", " ") for _, label, _ in top][::-1]
+    names = [plotly_label(label.replace("_", " ")) for _, label, _ in top][::-1]
     probs = [p * 100 for *_, p in top][::-1]
     fig = go.Figure(go.Bar(x=probs, y=names, orientation="h",
                            marker_color="#9e9e9e" if untrained else "#1f77b4",
