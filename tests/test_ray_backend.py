@@ -1,0 +1,159 @@
+"""The Ray backend's own guarantees: the same curve as threads, failures that show, one
+registry for several servers, and the CLI through a cluster.
+
+The shared runner tests (tests/test_jobs.py) also run on Ray; these are the ones only a
+cluster has. The cluster is tests/ray_fixtures.py's (2 CPUs, started once per session).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from cnnlab.train import backend
+from cnnlab.train.jobs import JobError, JobManager, TrainingJob
+from cnnlab.train.ray_cluster import ClusterUnreachable
+from tests import ROOT
+from tests.test_jobs import X, slow_build, tiny_build, wait_for
+
+NOBODY = "127.0.0.1:9"       # the discard port: nothing listens there
+
+
+@pytest.fixture
+def ray_manager(ray_registry):
+    from cnnlab.train.ray_backend import RayJobManager
+
+    manager = RayJobManager("local", resources={"num_cpus": 1, "num_gpus": 0},
+                            registry=ray_registry)
+    yield manager
+    manager.shutdown()
+
+
+def test_unreachable_cluster_is_one_message_and_threads_only_when_asked(monkeypatch, capsys):
+    monkeypatch.setenv("CNNLAB_RAY_ADDRESS", NOBODY)
+    monkeypatch.delenv("CNNLAB_RAY_FALLBACK", raising=False)
+    with pytest.raises(ClusterUnreachable) as refused:
+        backend.manager_from_env()
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"cannot reach the Ray cluster at '{NOBODY}' (CNNLAB_RAY_ADDRESS)")
+    assert "CNNLAB_RAY_FALLBACK=threads" in message
+    # A server keeps serving: no runs, and Train answers with the same line.
+    monkeypatch.setattr(backend, "_SHARED", None)
+    manager = backend.shared_manager()
+    assert manager.jobs_of("alice") == [] and manager.active("alice") is None
+    assert manager.counts() == {"running": 0, "queued": 0, "max_concurrent": 0}
+    with pytest.raises(JobError, match="cannot reach the Ray cluster"):
+        manager.submit("alice", TrainingJob(tiny_build()))
+    assert capsys.readouterr().err.count("cannot reach the Ray cluster") == 1   # logged once
+    # Asked for: threads, said once.
+    monkeypatch.setenv("CNNLAB_RAY_FALLBACK", "threads")
+    manager = backend.manager_from_env()
+    assert isinstance(manager, JobManager) and backend.backend_name(manager) == "threads"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Training in threads instead" in err
+
+
+def test_the_cli_refuses_an_unreachable_cluster_in_one_line():
+    env = dict(os.environ, CNNLAB_RAY_ADDRESS=NOBODY, CNNLAB_OFFLINE="1")
+    env.pop("CNNLAB_RAY_FALLBACK", None)
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--epochs", "1", "--json"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"error: cannot reach the Ray cluster at '{NOBODY}'")
+
+
+def test_same_seed_same_curve_as_threads_in_another_process(ray_manager):
+    """The guarantee of the default run: Ray trains the same run, elsewhere, and stops it."""
+    threads = JobManager(max_concurrent=1)
+    local = threads.submit("alice", TrainingJob(tiny_build(epochs=2), seed=7))
+    remote = ray_manager.submit("alice", TrainingJob(tiny_build(epochs=2), seed=7))
+    assert local.wait(120) and remote.wait(120)
+    assert remote.state == "done", remote.error
+    assert [p.loss for p in remote.snapshot().batches] == \
+        [p.loss for p in local.snapshot().batches]
+    assert remote.result == local.result
+    assert remote.worker["pid"] != os.getpid() and remote.worker["node_id"]
+    assert remote.model.count_params() == local.model.count_params()
+    # Stop within a second, on a worker that has TensorFlow loaded now.
+    job = ray_manager.submit("alice", TrainingJob(slow_build(), seed=0))
+    wait_for(lambda: len(job.snapshot().batches) >= 20)
+    t0 = time.monotonic()
+    job.stop()
+    assert job.wait(1.0) and time.monotonic() - t0 < 1.0
+    assert job.state == "stopped" and job.model.predict(X[:2], verbose=0).shape == (2, 2)
+
+
+def test_a_killed_worker_fails_the_run_and_the_runner_keeps_working(ray_manager):
+    job = ray_manager.submit("alice", TrainingJob(slow_build(), seed=0))
+    wait_for(lambda: len(job.snapshot().batches) >= 5)
+    os.kill(job.worker["pid"], signal.SIGKILL)
+    assert job.wait(60)
+    snap = job.snapshot()
+    assert snap.state == "failed" and snap.error.startswith("worker lost")
+    assert len(snap.batches) >= 5                 # the curve up to the loss stays
+    assert ray_manager.active("alice") is None
+    again = ray_manager.submit("alice", TrainingJob(tiny_build(), seed=0))
+    assert again.wait(120) and again.state == "done", again.error
+    assert [j.state for j in ray_manager.jobs_of("alice")] == ["failed", "done"]
+
+
+SECOND_SERVER = textwrap.dedent("""
+    import json, sys
+    from cnnlab.train.ray_backend import RayJobManager
+    address, registry, owner, run_id = sys.argv[1:]
+    manager = RayJobManager(address, registry=registry)
+    job = manager.get(owner, run_id)
+    print(json.dumps({
+        "found": job is not None and manager.active(owner) is job,
+        "label": job.label, "points": len(job.snapshot().batches),
+        "other_owner_sees": [j.id for j in manager.jobs_of("mallory")],
+        "other_owner_gets": manager.get("mallory", run_id) is not None,
+        "other_owner_stops": manager.stop("mallory", run_id),
+        "owner_stops": manager.stop(owner, run_id),
+    }))
+""")
+
+
+@pytest.mark.slow
+def test_a_second_server_finds_watches_and_stops_the_run(ray_cluster, ray_manager, ray_registry):
+    job = ray_manager.submit("alice", TrainingJob(slow_build(), seed=0, label="slow run"))
+    wait_for(lambda: len(job.snapshot().batches) >= 5)
+    proc = subprocess.run(
+        [sys.executable, "-c", SECOND_SERVER, ray_cluster, ray_registry, "alice", job.id],
+        capture_output=True, text=True, cwd=ROOT, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert seen["found"] and seen["label"] == "slow run" and seen["points"] >= 5
+    assert seen["other_owner_sees"] == [] and not seen["other_owner_gets"]
+    assert not seen["other_owner_stops"] and seen["owner_stops"]
+    assert job.wait(30) and job.state == "stopped"
+
+
+@pytest.mark.slow
+def test_the_cli_trains_on_the_cluster_as_in_threads(ray_cluster):
+    def cli(**env: str) -> dict:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cnnlab", "train", "--dataset", "mnist", "--epochs", "1",
+             "--seed", "0", "--filters", "4,8", "--json"], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CNNLAB_OFFLINE="1", **env))
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        final = json.loads(out.splitlines()[-1])
+        return {**final, "cli_pid": proc.pid}
+
+    on_ray = cli(CNNLAB_RAY_ADDRESS=ray_cluster)
+    in_threads = cli()
+    assert on_ray["backend"] == "ray" and in_threads["backend"] == "threads"
+    assert on_ray["worker"]["pid"] != on_ray["cli_pid"] and on_ray["worker"]["node_id"]
+    assert in_threads["worker"] == {"node_id": None, "pid": in_threads["cli_pid"]}
+    assert on_ray["test_accuracy"] == in_threads["test_accuracy"]
