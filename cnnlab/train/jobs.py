@@ -60,6 +60,14 @@ MAX_RUNS_PER_OWNER = 20
 # its first batch starts (model built, shuffling pipeline traced), so two jobs starting
 # together cannot interleave their random draws: the same seed gives the same curve.
 _SEED_LOCK = threading.Lock()
+# The job whose worker thread this is (see `current_job`).
+_CURRENT = threading.local()
+
+
+def current_job() -> TrainingJob | None:
+    """The job running in this thread: a `build()` asks it whether Stop was pressed while it
+    prepares (on any backend: it runs inside a TrainingJob wherever it trains)."""
+    return getattr(_CURRENT, "job", None)
 
 
 class JobError(RuntimeError):
@@ -239,6 +247,7 @@ class TrainingJob:
 
     # ---- the worker thread ------------------------------------------------------------------
     def _run(self) -> None:
+        _CURRENT.job = self
         try:
             with keras_for_training() as keras:
                 result = self._train(keras)
