@@ -13,9 +13,13 @@ import time
 import streamlit as st
 
 from cnnlab.facts import fact
+from cnnlab.ui.explain import explain_progress, explanation_ui
 from cnnlab.ui.navigation import ensure_app_navigation
+from cnnlab.ui.safe import plain
 from cnnlab.vision import custom_model, gradcam, images, inception
 from cnnlab.vision.charts import top5_figure
+from cnnlab.vision.explain import add_sanity, explain
+from cnnlab.vision.explain import lab as explain_lab
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
@@ -23,6 +27,9 @@ CUSTOM_KEY = custom_model.SESSION_KEY  # set by the Transfer page's "Use in Clas
 RESULTS_KEY = "classify_results"   # session_state: (image key, mode) -> Classification
 CAMS_KEY = "classify_cams"         # session_state: (image key, mode, class) -> (overlay, ms)
 KEEP = 24                          # results kept per session (newest win)
+EXPLAIN_KEY = "classify_explanations"  # session_state: (image key, mode, class, options) -> report
+EXPLAIN_KEEP = 4                   # explanations kept per session (newest win)
+SANITY_BLOCKS = 2                  # Inception: the classifier, then mixed10 (minutes each on a CPU)
 
 
 @st.cache_resource(show_spinner="Loading Inception v3 (once per server)…")
@@ -171,6 +178,48 @@ def result_ui(classifier: inception.Classifier, mode: str, key: str,
                                       "evidence for the class", width="stretch")
         st.caption(f":material/timer: {result.seconds * 1000:.0f} ms to preprocess, predict and "
                    f"decode the labels · Grad-CAM {cam_seconds * 1000:.0f} ms")
+        explanations_ui(classifier, mode, key, result, int(chosen))
+
+
+def explanations_ui(classifier: inception.Classifier, mode: str, key: str,
+                    result: inception.Classification, class_index: int) -> None:
+    """The explanation lab for the chosen class, computed on a click and kept per (image,
+    model, class): every method's map, time and faithfulness, and the sanity check."""
+    options = explain_lab.page_options(sanity_depth=SANITY_BLOCKS)
+    cache_key = (key, mode, class_index, options)
+    report = st.session_state.get(EXPLAIN_KEY, {}).get(cache_key)
+    name = classifier.class_names[class_index]
+    explain_button, sanity_button, note = st.columns([1.2, 1.2, 2])
+    explain_clicked = explain_button.button(
+        "Explain: every method side by side", key=f"explain-{mode}-{key}-{class_index}",
+        icon=":material/travel_explore:", disabled=report is not None, width="stretch",
+        help="Grad-CAM, Grad-CAM++, Score-CAM, gradients, SmoothGrad, Integrated Gradients "
+             "and occlusion for the class picked above, with their faithfulness scores.")
+    sanity_clicked = sanity_button.button(
+        f"Sanity check: re-draw the top {SANITY_BLOCKS} blocks",
+        key=f"sanity-{mode}-{key}-{class_index}", icon=":material/shuffle:",
+        disabled=report is not None and report.sanity is not None, width="stretch",
+        help="Cascading randomization (Adebayo et al. 2018): do the maps change when what "
+             "the network learned is destroyed?")
+    note.caption(f"For **{plain(name)}**. On this CPU Inception v3 at 299×299 takes about 2–3 "
+                 "minutes for all methods, and as long again per block of the sanity check.")
+    if explain_clicked or sanity_clicked:
+        x = images.scale_to_unit_range(result.view)
+        model = classifier.model
+        with explain_progress() as progress:
+            if report is None:
+                report = explain(model, x, class_index, explain_lab.methods_for(model),
+                                 sanity=sanity_clicked, progress=progress, options=options)
+            elif sanity_clicked:
+                add_sanity(model, x, report, options, progress)
+        remember(EXPLAIN_KEY, cache_key, report)
+        store = st.session_state[EXPLAIN_KEY]
+        while len(store) > EXPLAIN_KEEP:  # a report with its sanity maps is megabytes
+            store.pop(next(iter(store)))
+        st.rerun()  # redraw with the kept report (and its buttons disabled)
+    if report is not None:
+        explanation_ui(report, result.view, f"{mode}-{key}-{class_index}",
+                       untrained=classifier.untrained)
 
 
 def intro_ui() -> None:

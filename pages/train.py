@@ -15,14 +15,18 @@ from cnnlab.train.backend import shared_manager
 from cnnlab.train.jobs import JobError, JobState, TrainingJob
 from cnnlab.train.metrics import TestReport
 from cnnlab.train.model import job_for, to_inputs
+from cnnlab.ui.explain import explain_progress, explanation_ui, feature_grids_ui
 from cnnlab.ui.job_progress import TRAIN_WORDING, progress_ui, progress_view
 from cnnlab.ui.navigation import ensure_app_navigation
 from cnnlab.ui.owner import browser_owner
+from cnnlab.ui.safe import plain
+from cnnlab.vision.explain import lab as explain_lab
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
 PRESETS = {"Seed CNN (default)": "cnn", "Dense net, same parameter budget": "dense"}
 DATASET_NAMES = {"mnist": "MNIST digits", "fashion_mnist": "Fashion-MNIST clothes"}
+TRAIN_SANITY_BLOCKS = 4   # the seed CNN: output, dense1, conv2, conv1 (all of it)
 PREPARING = ("preparing: loading the data and building the model (the first run in a server "
              "also loads TensorFlow)…")
 
@@ -212,6 +216,81 @@ def inside_ui(job: TrainingJob, dataset, analysis: TestReport) -> None:
             st.plotly_chart(charts.activations_figure(m), width="stretch", key=f"maps_{name}")
 
 
+def explain_digit_ui(job: TrainingJob, dataset, analysis: TestReport) -> None:
+    """Where did the network look on one test image: every method that applies, its scores
+    and the sanity check, computed on a click and kept with the run."""
+    names = dataset.class_names
+    st.divider()
+    st.markdown("**Where did it look?** The explanation methods of the Classify page on one "
+                "test image: each map and its time, and how faithful it is (deletion and "
+                "insertion). Pick a mistake to see what misled the network.")
+    shown = int(st.session_state.get("act_index", 0))
+    mistakes = [m.index for m in analysis.mistakes()]     # the most confident first
+    choices = [shown] + [i for i in mistakes if i != shown]
+
+    def describe(i: int) -> str:
+        return (f"#{i}: true {names[dataset.y_test[i]]}, predicted {names[analysis.y_pred[i]]} "
+                f"({analysis.probs[i].max():.0%})" + (" · a worst mistake" if i in mistakes else ""))
+
+    pick, klass, go, sanity = st.columns([2.2, 1.3, 1, 1.2], vertical_alignment="bottom")
+    index = int(pick.selectbox("Test image to explain", choices, format_func=describe,
+                               key="explain_digit",
+                               help="The test image chosen above, or one of the worst mistakes."))
+    true, predicted = int(dataset.y_test[index]), int(analysis.y_pred[index])
+    class_index = int(klass.selectbox(
+        "Class to explain", range(len(names)), index=predicted, key=f"explain_class_{index}",
+        format_func=lambda k: names[k] + (" (predicted)" if k == predicted else "")
+        + (" (true)" if k == true else "")))
+    options = explain_lab.page_options(sanity_depth=TRAIN_SANITY_BLOCKS)
+    x = to_inputs(dataset.x_test[index:index + 1])[0]
+    report = runs.explanation_of(job, index, x, class_index, options, compute=False)
+    explain_clicked = go.button("Explain", key="explain_digit_go", icon=":material/travel_explore:",
+                                disabled=report is not None, width="stretch")
+    sanity_clicked = sanity.button("Sanity check", key="explain_digit_sanity",
+                                   icon=":material/shuffle:", width="stretch",
+                                   disabled=report is not None and report.sanity is not None,
+                                   help="Re-draw the layers' weights, top first (Adebayo et "
+                                        "al. 2018): do the maps change?")
+    if explain_clicked or sanity_clicked:
+        try:
+            with explain_progress() as progress:
+                report = runs.explanation_of(job, index, x, class_index, options,
+                                             sanity=sanity_clicked, progress=progress)
+        except Exception as exc:  # never a traceback on the page
+            st.error(plain(f"Could not explain this image ({type(exc).__name__}: {exc})"),
+                     icon=":material/error:")
+            return
+        st.rerun()  # redraw with the kept report (and its buttons disabled)
+    if report is not None:
+        explanation_ui(report, explain_lab.digit_view(x), f"train-{job.id}-{index}-{class_index}",
+                       what="digit")
+
+
+def features_ui(job: TrainingJob, dataset) -> None:
+    """What does filter 7 look for? The image each first- and second-layer filter and each
+    class responds to most, computed on a click and kept with the run."""
+    st.divider()
+    st.markdown("**What does each unit look for?** Feature visualization: for every filter of "
+                "the first two conv layers and every class, an image optimised by gradient "
+                "ascent to excite it most (smooth, decorrelated images, jittered each step).")
+    features = runs.features_of(job, compute=False)
+    if features is None:
+        if not st.button("Visualize the features", key="features_go",
+                         icon=":material/visibility:",
+                         help=f"{runs.FEATURE_STEPS} steps per layer, every unit of a layer "
+                              "at once: seconds to a minute on this CPU."):
+            return
+        try:
+            with explain_progress("Optimising images…") as progress:
+                features = runs.features_of(job, progress)
+        except Exception as exc:  # never a traceback on the page
+            st.error(plain(f"Could not visualize the features ({type(exc).__name__}: {exc})"),
+                     icon=":material/error:")
+            return
+        st.rerun()  # redraw with the kept grids (and without the button)
+    feature_grids_ui(features, dataset.class_names)
+
+
 def confusion_ui(dataset, analysis: TestReport) -> None:
     names = list(dataset.class_names)
     st.markdown(f"Test accuracy **{analysis.accuracy:.2%}** on {len(analysis.y_true):,} images. "
@@ -341,6 +420,8 @@ def results_ui() -> None:
             inside_ui(latest, dataset, analysis)
         with tabs[1]:
             confusion_ui(dataset, analysis)
+            explain_digit_ui(latest, dataset, analysis)
+            features_ui(latest, dataset)
         with tabs[2]:
             mistakes_ui(dataset, analysis)
         with tabs[3]:

@@ -161,3 +161,92 @@ def test_without_weights_a_bad_upload_is_still_named(no_weights):
     assert [e.value for e in at.error][0].startswith("notes.png: ")
     assert "1 image(s) ready" in texts(at.info)
     assert RESULTS_KEY not in at.session_state
+
+
+def image_captions(at) -> list[str]:
+    return [caption for image in at.image for caption in image.captions]
+
+
+@pytest.mark.slow
+def test_explanation_lab_shows_every_method_and_its_scores(with_weights, monkeypatch):
+    """Explain (one click): every method's map over the view with its time, the deletion and
+    insertion scores in a table, kept per (image, model, class). Score-CAM runs on the 16
+    most active channels here (CNNLAB_SCORECAM_CHANNELS) to keep the test short."""
+    import numpy as np
+
+    from cnnlab.vision.explain import METHODS, access_for
+    from cnnlab.vision.explain.faithfulness import deletion_insertion
+
+    monkeypatch.setenv("CNNLAB_SCORECAM_CHANNELS", "16")
+    at = app_at(PAGE, timeout=900)
+    at.pills(key="classify_samples").set_value(["chelsea"]).run()
+    result = at.session_state[RESULTS_KEY][("sample:chelsea", "auto")]
+    top = result.indices[0]
+    assert "classify_explanations" not in at.session_state      # nothing computed on open
+    assert len(image_captions(at)) == 2                          # the view and Grad-CAM only
+    at.button(key=f"explain-auto-sample:chelsea-{top}").click().run()
+    assert not at.exception and not at.error
+    (cache_key, report), = at.session_state["classify_explanations"].items()
+    assert cache_key[:3] == ("sample:chelsea", "auto", top) and report.class_index == top
+    assert list(report.methods) == list(METHODS)
+    captions = image_captions(at)
+    for m in report.methods.values():
+        assert f"{m.label} · {m.seconds:.2f} s" in captions
+        assert m.map.shape == (299, 299)
+    table = at.dataframe[0].value
+    assert list(table["method"]) == [m.label for m in report.methods.values()]
+    assert list(table["deletion AUC (lower is better)"]) == [
+        round(m.deletion_auc, 4) for m in report.methods.values()]
+    assert report.methods["scorecam"].details["channels"] == 16
+    assert any("Score-CAM used the 16 most active of the layer's 2,048 channels" in c.value
+               for c in at.caption)
+    # The page's Grad-CAM map is Grad-CAM's, and its deletion score is that map's.
+    x = images.scale_to_unit_range(result.view)
+    access = access_for(with_weights.model)
+    gradcam_map = report.methods["gradcam"].map
+    np.testing.assert_allclose(gradcam_map.max(), 1.0, atol=1e-6)
+    curves = deletion_insertion(access, x, gradcam_map, top)
+    assert curves.deletion_auc == pytest.approx(report.methods["gradcam"].deletion_auc, abs=1e-5)
+    best = report.most_faithful()
+    assert any(f"Most faithful here: {report.methods[best['deletion']].label}" in md.value
+               .replace("*", "") for md in at.markdown)
+    # A rerun draws the kept report; the button says it is done.
+    at.run()
+    assert at.session_state["classify_explanations"][cache_key] is report
+    assert at.button(key=f"explain-auto-sample:chelsea-{top}").disabled
+
+
+@pytest.mark.slow
+def test_sanity_check_one_click_on_a_transfer_model(no_weights, transfer_style_model,
+                                                    monkeypatch):
+    """One click on the sanity check computes the methods and the cascade (the head, then
+    mixed10 re-drawn), shows each method's maps block by block with rho and its verdict,
+    and leaves the handed-over model untouched."""
+    import numpy as np
+
+    monkeypatch.setenv("CNNLAB_SCORECAM_CHANNELS", "16")
+    before = [w.copy() for w in transfer_style_model.get_weights()]
+    at = app_at(PAGE, timeout=900)
+    at.session_state["classify_custom_model"] = {
+        "model": transfer_style_model, "labels": ["daisy", "rose", "tulip"], "image_size": 150,
+        "preprocessing": "inception", "name": "Transfer: Inception v3 + 3-class head",
+        "pretrained_base": False, "test_accuracy": 0.5}
+    at.run()
+    at.pills(key="classify_samples").set_value(["flower"]).run()
+    (key, mode), result = next(iter(at.session_state[RESULTS_KEY].items()))
+    top = result.indices[0]
+    at.button(key=f"sanity-{mode}-{key}-{top}").click().run()
+    assert not at.exception and not at.error
+    (_, report), = at.session_state["classify_explanations"].items()
+    assert [step.block for step in report.sanity.steps] == ["head", "mixed10"]
+    captions = image_captions(at)
+    markdown = " ".join(md.value.replace("\\", "").replace("\u2060", "") for md in at.markdown)
+    for m in report.methods.values():
+        assert m.map.shape == (150, 150)
+        for block, rho in m.randomized_similarity:
+            assert f"+ {block} re-drawn: ρ = {rho:.2f}" in captions
+        assert f"**{m.label}** {m.verdict()}" in markdown
+    assert "Sanity check" in markdown and "rank correlation (Spearman)" in markdown
+    assert at.button(key=f"sanity-{mode}-{key}-{top}").disabled
+    for a, b in zip(before, transfer_style_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -111,3 +111,58 @@ def test_queue_position_is_shown(monkeypatch):
     assert "0 of 0 training slots busy, 1 queued" in " ".join(c.value for c in at.caption)
     at.button(key="stop").click().run(timeout=60)
     assert manager.counts()["queued"] == 0
+
+
+@pytest.mark.slow
+def test_explain_a_test_digit_and_visualize_features_after_a_short_run():
+    """After a 1-epoch run: a worst mistake explained by every method with one click on the
+    sanity check (the whole network re-drawn, top first), then the feature visualization
+    of every first- and second-layer filter and every class, each kept with the run."""
+    from cnnlab.train import runs
+    from cnnlab.vision.explain import METHODS
+    from cnnlab.vision.explain.lab import page_options
+
+    at = small(app_at("pages/train.py"))
+    token = at.query_params["owner"]
+    at.button(key="train").click().run(timeout=60)
+    job = jobs.shared_manager().active(f"{token}:train")
+    at = run_until(at, lambda a: job.snapshot().finished and len(a.tabs) == 5, timeout=300)
+    assert job.state == "done"
+    assert not job.extras.get("explanations") and "features" not in job.extras  # on demand
+    analysis = job.extras["analysis"]
+    mistake = analysis.mistakes()[0]
+    picker = at.selectbox(key="explain_digit")
+    dataset = runs.dataset_of(job)
+    assert picker.options[0].startswith(f"#0: true {dataset.class_names[dataset.y_test[0]]}, "
+                                        f"predicted {dataset.class_names[analysis.y_pred[0]]} ")
+    assert f"#{mistake.index}: true {mistake.true}, predicted {mistake.predicted} " \
+           f"({mistake.confidence:.0%}) · a worst mistake" in picker.options
+    picker.set_value(mistake.index).run()
+    assert at.selectbox(key=f"explain_class_{mistake.index}").value == mistake.predicted
+    at.button(key="explain_digit_sanity").click().run(timeout=600)
+    assert not at.exception and not at.error
+    report = job.extras["explanations"][(mistake.index, mistake.predicted, page_options(4))]
+    assert list(report.methods) == list(METHODS) and report.class_index == mistake.predicted
+    captions = [c for image in at.image for c in image.captions]
+    markdown = " ".join(md.value.replace("\\", "").replace("\u2060", "") for md in at.markdown)
+    for m in report.methods.values():
+        assert m.map.shape == (28, 28)
+        assert f"{m.label} · {m.seconds:.2f} s" in captions
+        assert [b for b, _ in m.randomized_similarity] == ["output", "dense1", "conv2", "conv1"]
+        assert f"**{m.label}** {m.verdict()}" in markdown
+    table = next(d.value for d in at.dataframe if "method" in d.value.columns)
+    assert list(table["insertion AUC (higher is better)"]) == [
+        round(m.insertion_auc, 4) for m in report.methods.values()]
+    assert at.button(key="explain_digit_sanity").disabled
+
+    at.button(key="features_go").click().run(timeout=600)
+    assert not at.exception and not at.error
+    features = job.extras["features"]
+    assert [(g.layer, len(g.images)) for g in features.grids] == [
+        ("conv1", 4), ("conv2", 8), ("output", 10)]
+    for grid in features.grids:
+        assert (grid.objective > grid.start_objective).all()      # the ascent worked
+    for labels in (["filter 0", "filter 1", "filter 2", "filter 3"],
+                   [f"filter {k}" for k in range(8)], [str(k) for k in range(10)]):
+        assert any(list(image.captions) == labels for image in at.image), labels
+    assert "features_go" not in [b.key for b in at.button]   # kept: drawn without a button

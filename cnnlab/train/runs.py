@@ -1,6 +1,7 @@
 """A user's finished MNIST runs: which ones can be looked inside, the table that compares
 them, and what is derived from a run once and kept with it (its test report, its .keras
-file) in `TrainingJob.extras`, so a page's reruns do not compute them again.
+file, its explanations and feature visualization) in `TrainingJob.extras`, so a page's
+reruns do not compute them again.
 """
 
 from __future__ import annotations
@@ -13,8 +14,20 @@ from cnnlab.train.export import model_bytes
 from cnnlab.train.inside import analyze_test
 from cnnlab.train.jobs import JobState, TrainingJob
 from cnnlab.train.metrics import TestReport
+from cnnlab.vision.explain import (
+    ExplainOptions,
+    ExplanationReport,
+    FeatureVisualization,
+    explain,
+    visualize_features,
+)
+from cnnlab.vision.explain.features import default_units
+from cnnlab.vision.explain.lab import methods_for
+from cnnlab.vision.explain.report import Progress, add_sanity
 
 ENDED = (JobState.DONE, JobState.STOPPED)   # ran (fully or until Stop): curves and a model
+KEEP_EXPLANATIONS = 16                      # explained test images kept per run (newest win)
+FEATURE_STEPS = 256                         # gradient-ascent steps per feature visualization
 
 
 def ended_runs(jobs: Iterable[TrainingJob], with_model: bool = False) -> list[TrainingJob]:
@@ -65,3 +78,44 @@ def compare_rows(jobs: Iterable[TrainingJob]) -> list[dict[str, object]]:
                      "test acc.": f"{test:.1%}" if test is not None else "",
                      "images/s": f"{s.images_per_second or 0:,.0f}"})
     return rows
+
+
+def explanation_of(job: TrainingJob, index: int, x, class_index: int, options: ExplainOptions,
+                   sanity: bool = False, progress: Progress | None = None,
+                   compute: bool = True) -> ExplanationReport | None:
+    """Every applicable method on test image `index` (input x) for `class_index`, computed
+    once per run (with `sanity`, the cascade too, added to the kept report); with
+    `compute=False` only what is already kept (None if nothing)."""
+    store = job.extras.setdefault("explanations", {})
+    key = (int(index), int(class_index), options)
+    report = store.get(key)
+    if not compute:
+        return report
+    if report is None:
+        report = explain(job.model, x, class_index, methods_for(job.model), sanity=sanity,
+                         progress=progress, options=options)
+        store[key] = report
+        while len(store) > KEEP_EXPLANATIONS:
+            store.pop(next(iter(store)))
+    elif sanity and report.sanity is None:
+        add_sanity(job.model, x, report, options, progress)
+    return report
+
+
+def feature_layers(model) -> list[str]:
+    """The units to visualize: the first two conv layers and the classes (the dense net,
+    which has no filters: the classes only)."""
+    try:
+        return default_units(model)
+    except ValueError:
+        return [model.layers[-1].name]
+
+
+def features_of(job: TrainingJob, progress: Progress | None = None,
+                compute: bool = True) -> FeatureVisualization | None:
+    """The run's feature visualization, computed once and kept (None before, with
+    `compute=False`)."""
+    if "features" not in job.extras and compute:
+        job.extras["features"] = visualize_features(job.model, feature_layers(job.model),
+                                                    steps=FEATURE_STEPS, progress=progress)
+    return job.extras.get("features")

@@ -4,4 +4,6 @@
 - `owner`: whose jobs these are (a per-browser owner token).
 - `job_progress`: one drawing of a job's progress for Train and Transfer.
 - `safe`: untrusted text (file names, class names, URL values) shown as text.
+- `explain`: the explanation lab (maps, scores, sanity check, feature visualization) drawn
+  for Classify and Train.
 """

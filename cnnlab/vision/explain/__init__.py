@@ -9,9 +9,10 @@ it survive a sanity check?
 
 Methods (one module each group): `cams` (Grad-CAM, Grad-CAM++, Score-CAM), `gradients`
 (vanilla, SmoothGrad, Integrated Gradients), `occlusion`; scores: `faithfulness`
-(deletion / insertion), `sanity` (cascading randomization); `features` (activation
-maximization for the Train page's network). Importing this package does not import
-TensorFlow; running a method does.
+(deletion / insertion), `sanity` (cascading randomization; `add_sanity` runs it for a
+report already made); `features` (activation maximization for the Train page's network);
+for the pages, `lab` (their options, which methods apply, pictures) and `charts`.
+Importing this package does not import TensorFlow; running a method does.
 """
 
 from cnnlab.vision.explain.access import ModelAccess, access_for, last_conv_layer
@@ -22,12 +23,13 @@ from cnnlab.vision.explain.report import (
     ExplainOptions,
     ExplanationReport,
     MethodReport,
+    add_sanity,
     compute_method,
     explain,
 )
 
 __all__ = [
     "METHODS", "Attribution", "ExplainOptions", "ExplanationReport", "FeatureVisualization",
-    "MethodReport", "ModelAccess", "access_for", "compute_method", "explain", "grid_image",
-    "last_conv_layer", "visualize_features",
+    "MethodReport", "ModelAccess", "access_for", "add_sanity", "compute_method", "explain",
+    "grid_image", "last_conv_layer", "visualize_features",
 ]

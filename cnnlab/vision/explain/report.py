@@ -148,6 +148,20 @@ class ExplanationReport:
         return [(block, rho, gradcam.overlay(view, heat, alpha))
                 for block, rho, heat in self.methods[method].randomized]
 
+    def most_faithful(self) -> dict[str, str]:
+        """The method whose deletion curve falls fastest (lowest area) and the one whose
+        insertion curve rises fastest (highest area), by name."""
+        methods = list(self.methods.values())
+        return {"deletion": min(methods, key=lambda m: m.deletion_auc).method,
+                "insertion": max(methods, key=lambda m: m.insertion_auc).method}
+
+    def output_range(self) -> tuple[float, float]:
+        """The lowest and highest output for the class on every curve: when they are
+        nearly equal (an untrained network's uniform softmax) the scores rank nothing."""
+        values = np.concatenate([np.concatenate([m.curves.deletion, m.curves.insertion])
+                                 for m in self.methods.values()])
+        return float(values.min()), float(values.max())
+
     def rows(self) -> list[dict[str, Any]]:
         """One row per method for a table: label, seconds, deletion and insertion AUC."""
         rows = []
@@ -213,19 +227,34 @@ def explain(model: keras.Model, image_array: np.ndarray, class_index: int | None
                                     options.batch_size)
         results[name] = MethodReport(name, METHODS[name], attribution.map, attribution.seconds,
                                      curves, attribution.details)
-    result = None
+    explanation = ExplanationReport(class_index, float(outputs[class_index]), access.input_shape,
+                                    access.layer, results, None, 0.0)
     if sanity:
-        def step_progress(fraction: float, text: str) -> None:
-            report(len(methods) * (1 + fraction), text)
-
-        result = cascading_randomization(
-            model, x, class_index,
-            lambda copy_access, name: compute_method(copy_access, name, x, class_index, options).map,
-            {name: r.map for name, r in results.items()}, access.layer, options.sanity_depth,
-            options.seed, step_progress)
-        for step in result.steps:
-            for name, r in results.items():
-                r.randomized.append((step.block, step.similarity[name], step.maps[name]))
+        add_sanity(model, x, explanation, options,
+                   lambda fraction, text: report(len(methods) * (1 + fraction), text))
     report(stages, "done")
-    return ExplanationReport(class_index, float(outputs[class_index]), access.input_shape,
-                             access.layer, results, result, time.perf_counter() - start)
+    explanation.seconds = time.perf_counter() - start
+    return explanation
+
+
+def add_sanity(model: keras.Model, image_array: np.ndarray, report: ExplanationReport,
+               options: ExplainOptions = ExplainOptions(),
+               progress: Progress | None = None) -> ExplanationReport:
+    """The sanity check for a report already made (same model, input and options): the
+    cascading randomization of the methods in `report`, filled in place (a second call
+    replaces the first). progress(fraction, text) is called between steps."""
+    start = time.perf_counter()
+    access = access_for(model, options.layer)
+    x = access.check_input(image_array)
+    c = report.class_index
+    result = cascading_randomization(
+        model, x, c,
+        lambda copy_access, name: compute_method(copy_access, name, x, c, options).map,
+        {name: r.map for name, r in report.methods.items()}, access.layer,
+        options.sanity_depth, options.seed, progress)
+    for name, r in report.methods.items():
+        r.randomized = [(step.block, step.similarity[name], step.maps[name])
+                        for step in result.steps]
+    report.sanity = result
+    report.seconds += time.perf_counter() - start
+    return report
