@@ -157,3 +157,48 @@ def test_the_cli_trains_on_the_cluster_as_in_threads(ray_cluster):
     assert on_ray["worker"]["pid"] != on_ray["cli_pid"] and on_ray["worker"]["node_id"]
     assert in_threads["worker"] == {"node_id": None, "pid": in_threads["cli_pid"]}
     assert on_ray["test_accuracy"] == in_threads["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_a_transfer_run_trains_on_the_cluster_as_in_threads(ray_manager, inception_notop_weights,
+                                                             tmp_path):
+    """Both phases in workers: the same curve and report as in threads, and the run on the
+    server gets what the worker's build made (model, counts, test images, features)."""
+    import numpy as np
+
+    from cnnlab.train.metrics import predict_probs
+    from cnnlab.transfer import archive
+    from cnnlab.transfer import image_folder as folders
+    from cnnlab.transfer.config import TransferConfig
+    from cnnlab.transfer.model import BaseWeights, head_parameters
+    from cnnlab.transfer.run import TransferRun
+
+    ws = archive.SessionWorkspace(parent=tmp_path)
+    ds = archive.load_zip(archive.demo_archive(per_class=10, size=80, seed=1), "demo.zip", ws)
+    split = folders.split_by_fraction(ds.labels, 0.2, 0.2, seed=0)
+    weights = BaseWeights(str(inception_notop_weights), False, "random test weights")
+    config = TransferConfig(image_size=75, epochs=2, batch_size=8, learning_rate=1e-2, seed=5,
+                            fine_tune_blocks=1, fine_tune_epochs=1)
+    local = TransferRun(ds, split, config, weights)
+    local.submit(JobManager(max_concurrent=1), "a")
+    remote = TransferRun(ds, split, config, weights)
+    remote.submit(ray_manager, "a")
+    assert local.phase1.wait(300) and remote.phase1.wait(300)
+    assert remote.phase1.state == "done", remote.phase1.error
+    assert remote.phase1.worker["pid"] != os.getpid()
+    assert [p.loss for p in remote.phase1.snapshot().batches] == \
+        [p.loss for p in local.phase1.snapshot().batches]
+    assert remote.report().accuracy == local.report().accuracy
+    assert remote.status() == ("phase 1 done", 1.0)
+    assert remote.parameters["phase 1"].trainable == head_parameters(3)
+    assert remote.feature_cache_hit is False and len(remote.cache) == 1
+    assert remote.speedup() is not None
+    x_test = folders.to_model_input(remote.pixels["test"])
+    np.testing.assert_allclose(predict_probs(remote.model, x_test), remote.report().probs,
+                               atol=1e-4)
+    # Phase 2 starts from phase 1's model, in a worker too.
+    assert remote.advance(ray_manager, "a")
+    assert remote.phase2.wait(300) and remote.phase2.state == "done", remote.phase2.error
+    assert remote.finished and remote.parameters["phase 2"].trainable > head_parameters(3)
+    assert remote.report() is not None and remote.model.get_layer("head") is not None
+    ws.cleanup()

@@ -82,6 +82,7 @@ class RayJob:
         self.dtype_policy: str = view.get("dtype_policy", "float32")
         self.extras: dict[str, Any] = {}      # as TrainingJob.extras (cnnlab.train.runs)
         self.worker: dict | None = None       # node_id, pid of the process that trains it
+        self.stage: tuple[str, float] | None = None   # the build's status(), if it has one
         self._lock = threading.RLock()
         self._stop_requested = False
         self._snap = _first_snapshot(self.id, view)
@@ -194,6 +195,7 @@ class RayJob:
 
     def _apply(self, view: dict) -> None:
         self.worker = view["worker"] or self.worker
+        self.stage = view["stage"] or self.stage
         self._stop_requested = self._stop_requested or view["stop"]
         for point in view["points"]:
             self._points.append(point)

@@ -45,6 +45,7 @@ class _Run:
     error: str | None = None
     stop: bool = False
     worker: dict | None = None               # node_id, pid of the task's process
+    stage: tuple | None = None               # the build's own status (text, fraction), if any
     fields: dict = field(default_factory=dict)      # the latest JobSnapshot fields
     points: list[BatchPoint] = field(default_factory=list)
     task: Any = None                         # the summary ObjectRef of the training task
@@ -54,7 +55,8 @@ class _Run:
         start = bisect.bisect_right(self.points, since_step, key=lambda p: p.step)
         return {"id": self.id, "owner": self.owner, **self.meta, "state": self.state,
                 "error": self.error, "queue_position": queue_position,
-                "stop": self.stop, "worker": self.worker, "fields": self.fields,
+                "stop": self.stop, "worker": self.worker, "stage": self.stage,
+                "fields": self.fields,
                 "points": self.points[start:], "final": self.final}
 
 
@@ -140,6 +142,8 @@ class RunHub:
             return True                      # forgotten meanwhile: nobody is watching
         if "worker" in update:
             run.worker = update["worker"]
+        if "stage" in update:
+            run.stage = update["stage"]
         if run.state in FINISHED:
             return True                      # cancelled while queued, or already ended
         if "fields" in update:

@@ -10,6 +10,10 @@ the same seed gives the same curve as in the server's threads: it is the same co
 When training ends it returns four objects into the cluster's object store, fetched only
 when a page asks: a summary (state, error), the final snapshot (the whole curve), the
 trained model as a .keras file, and the build's `context` (e.g. the test set).
+
+A build that is a bound method of an object with `status() -> (text, fraction)` (a
+`TransferRun`: "decoding 120 images", "bottleneck features: 64/120") has that streamed too,
+for the page to show while the build prepares (`RayJob.stage`).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ def train_in_worker(hub, run_id: str, spec_bytes: bytes) -> tuple:
 
     spec = cloudpickle.loads(spec_bytes)
     job = job_from_spec(spec)
+    stage = getattr(getattr(spec["build"], "__self__", None), "status", None)
     worker = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
     if ray.get(hub.push.remote(run_id, {"worker": worker})):
         job.stop()                            # stopped while it waited for this worker
@@ -67,7 +72,10 @@ def train_in_worker(hub, run_id: str, spec_bytes: bytes) -> tuple:
         points = _new_points(snap, sent)
         if points:
             sent = points[-1].step
-        if ray.get(hub.push.remote(run_id, {"fields": snapshot_fields(snap), "points": points})):
+        update = {"fields": snapshot_fields(snap), "points": points}
+        if callable(stage):
+            update["stage"] = tuple(stage())
+        if ray.get(hub.push.remote(run_id, update)):
             job.stop()
         if finished:
             break

@@ -5,10 +5,16 @@ Phase 1 trains the head (fast mode on cached bottleneck features, full mode on i
 the frozen base); the optional phase 2 fine-tunes the top inception blocks. Each phase's
 `build()` runs in the job's thread as a list of named steps; the page polls `status()` and the
 jobs' snapshots. Keras/TensorFlow are imported inside the functions that need them.
+
+On the Ray backend a phase's `build()` runs on a copy of the run in a worker process: the run
+travels there pickled (`__getstate__`: no lock, no jobs, the model as a .keras file, the test
+images and this run's cached features only), streams its `status()`, and comes back in the
+phase's `setup.context`, from which this run takes what the build made (`_absorb`).
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnnlab.train.jobs import JobManager, JobState, TrainingJob, TrainSetup
+from cnnlab.train.jobs import current_job as job_of_this_thread
 from cnnlab.train.metrics import TestReport, predict_probs, test_report
 from cnnlab.transfer.callbacks import batch_timer
 from cnnlab.transfer.config import TransferConfig
@@ -90,6 +97,7 @@ class TransferRun:
         self.parameters: dict[str, ParameterCounts] = {}
         self.phase1 = phase_job(self._build_phase1, config, 1)
         self.phase2: TrainingJob | None = None
+        self._absorbed: set[str] = set()       # phases whose results this run has taken
 
     # ---- status for the page --------------------------------------------------------------
     def _set_stage(self, text: str, progress: float) -> None:
@@ -97,6 +105,11 @@ class TransferRun:
             self._stage, self._stage_progress = text, progress
 
     def status(self) -> tuple[str, float]:
+        self._absorb()
+        job = self.current_job if self.phase1 is not None else None
+        remote = getattr(job, "stage", None)   # a phase building in a Ray worker
+        if remote is not None and not job.state.finished:
+            return remote
         with self._lock:
             return self._stage, self._stage_progress
 
@@ -110,6 +123,7 @@ class TransferRun:
     @property
     def finished(self) -> bool:
         """Nothing more will happen: a phase failed or stopped, or every phase is done."""
+        self._absorb()
         states = [j.state for j in self.jobs()]
         if any(s in (JobState.FAILED, JobState.STOPPED) for s in states):
             return True
@@ -119,6 +133,7 @@ class TransferRun:
 
     def report(self) -> TestReport | None:
         """The test report of the last phase that completed."""
+        self._absorb()
         for job in reversed(self.jobs()):
             report = job.result.get("report")
             if report is not None:
@@ -127,21 +142,24 @@ class TransferRun:
 
     def counted_parameters(self, class_names: list[str]) -> ParameterCounts | None:
         """Keras' count of phase 1's model, once built, when it was built for these classes."""
+        self._absorb()
         counted = self.parameters.get("phase 1")
         return counted if counted is not None and self.class_names == class_names else None
 
     # ---- lifecycle --------------------------------------------------------------------------
     def submit(self, manager: JobManager, owner: str) -> None:
-        manager.submit(owner, self.phase1)
+        # The runner's job (on Ray, a proxy of the run in the cluster) is the one to watch.
+        self.phase1 = manager.submit(owner, self.phase1)
 
     def advance(self, manager: JobManager, owner: str) -> bool:
         """Submit phase 2 once phase 1 is done (called from the page's polling). True if it did."""
+        self._absorb()
         with self._lock:
             if (not self.config.phase2 or self.phase2 is not None
                     or self.phase1.state != JobState.DONE or self.model is None):
                 return False
             self.phase2 = phase_job(self._build_phase2, self.config, 2)
-        manager.submit(owner, self.phase2)
+        self.phase2 = manager.submit(owner, self.phase2)
         return True
 
     def stop(self) -> None:
@@ -162,10 +180,10 @@ class TransferRun:
     # ---- phase 1, in the worker thread --------------------------------------------------------
     def _build_phase1(self) -> TrainSetup:
         cfg = self.config
-        job = self.phase1
+        job = job_of_this_thread()
 
         def stop() -> bool:
-            return job.state in (JobState.STOPPING, JobState.STOPPED)
+            return job is not None and job.stop_requested
 
         self._build_model()
         if not self.images.decode(stop, self._decoding_stage):
@@ -210,7 +228,7 @@ class TransferRun:
 
     def _features(self, stop: Callable[[], bool]) -> Features | None:
         """Every image's bottleneck features, from the cache or once through the base."""
-        key = (self._dataset_key, self.image_size, self.base_weights.key(self.config.seed))
+        key = self._feature_key()
         cached = self.cache.get(key)
         self.feature_cache_hit = cached is not None
         if cached is not None:
@@ -271,6 +289,7 @@ class TransferRun:
             steps_per_epoch=-(-n_train // bs), samples_per_epoch=n_train, evaluate=evaluate,
             fit_kwargs={"shuffle": False, "callbacks": [batch_timer(self.batch_seconds[phase])]},
             info={**info, "trainable": counts.trainable, "frozen": counts.frozen},
+            context={"transfer_run": self},    # where this run comes back from a worker
         )
 
     # ---- phase 2, in the worker thread --------------------------------------------------------
@@ -278,6 +297,11 @@ class TransferRun:
         cfg = self.config
         self._set_stage(f"phase 2: unfreezing the top {cfg.fine_tune_blocks} inception "
                         "block(s)", 0.0)
+        job = job_of_this_thread()
+        # In a Ray worker only the test images travelled: decode the others here.
+        if not self.images.decode(lambda: job is not None and job.stop_requested,
+                                  self._decoding_stage):
+            return self._stopped_setup()
         unfreeze_top_blocks(self.base, cfg.fine_tune_blocks)
         compile_for_training(self.model, cfg.fine_tune_learning_rate)
         self.parameters["phase 2"] = parameter_counts(self.model)
@@ -290,10 +314,64 @@ class TransferRun:
         return predict_probs(self.model, to_model_input(self.pixels["test"]),
                              self.config.batch_size)
 
+    # ---- a phase that trained in another process (the Ray backend) ------------------------
+    def _feature_key(self) -> tuple:
+        return (self._dataset_key, self.image_size, self.base_weights.key(self.config.seed))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What travels to a worker and back (see the module docstring)."""
+        state = dict(self.__dict__)
+        for name in ("_lock", "phase1", "phase2", "base", "head_model", "_absorbed"):
+            state.pop(name, None)
+        state["_base_name"] = self.base.name if self.base is not None else None
+        features = self.cache.get(self._feature_key())
+        state["cache"] = {} if features is None else {self._feature_key(): features}
+        images = copy.copy(self.images)          # the training pixels stay where they are
+        images.pixels = {p: v for p, v in self.images.pixels.items() if p == "test"}
+        state["images"], state["pixels"] = images, images.pixels
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        cached, base_name = state.pop("cache"), state.pop("_base_name")
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self.phase1 = self.phase2 = None
+        self._absorbed = set()
+        self.cache = FeatureCache()
+        for key, features in cached.items():
+            self.cache.put(key, features)
+        self.base = self.model.get_layer(base_name) if self.model is not None else None
+        self.head_model = None
+
+    def _absorb(self) -> None:
+        """Take what a finished phase's build made in another process: the model, Keras'
+        counts, timings, the test images, the features for the cache, the last stage."""
+        for job in self.jobs():
+            if job.id in self._absorbed or not job.state.finished:
+                continue
+            self._absorbed.add(job.id)
+            setup = job.setup
+            remote = setup.context.get("transfer_run") if setup is not None else None
+            if remote is None or remote is self:
+                continue                         # it trained here: nothing to take
+            self.model, self.base = remote.model, remote.base
+            self.parameters.update(remote.parameters)
+            self.timings.update(remote.timings)
+            self.batch_seconds.update({k: v for k, v in remote.batch_seconds.items() if v})
+            if remote.feature_cache_hit is not None:
+                self.feature_cache_hit = remote.feature_cache_hit
+            if "test" in remote.pixels:
+                self.pixels["test"] = remote.pixels["test"]
+            features = remote.cache.get(self._feature_key())
+            if features is not None:
+                self.cache.put(self._feature_key(), features)
+            self._set_stage(*remote.status())
+
     # ---- speed-up of fast mode --------------------------------------------------------------
     def speedup(self) -> dict[str, float] | None:
         """Fast mode's measured speed-up (`cost.fast_mode_speedup`); None in full mode, when
         the features came from the cache, or before the second training step."""
+        self._absorb()
         if self.config.mode != "fast" or "features_images" not in self.timings:
             return None
         return fast_mode_speedup(self.timings["features_s"], int(self.timings["features_images"]),
