@@ -11,6 +11,7 @@ import functools
 import streamlit as st
 
 from cnnlab.ui.navigation import ensure_app_navigation
+from cnnlab.ui.safe import plain
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
@@ -148,14 +149,15 @@ def photo_ui():
     if source != "upload":
         return images.sample_photo(source), source
     upload = st.file_uploader(f"A photo ({images.FORMAT_NAMES}, up to "
-                              f"{images.MAX_UPLOAD_BYTES // 2**20} MB)", key="photo_upload")
+                              f"{images.MAX_UPLOAD_BYTES // 2**20} MB)", key="photo_upload",
+                              max_upload_size=images.MAX_UPLOAD_BYTES // 2**20)
     if upload is None:
         st.info("Choose a file, or pick one of the sample photos.")
         return None
     try:
         return images.decode_image(upload.getvalue(), upload.name), f"upload:{upload.file_id}"
     except images.ImageError as error:
-        st.error(str(error))
+        st.error(plain(str(error)))
         return None
 
 

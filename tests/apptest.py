@@ -69,3 +69,16 @@ def run_until(at: AppTest, predicate, timeout: float = 120, run_timeout: float =
             return at
         assert time.monotonic() < deadline, "timed out"
         time.sleep(poll)
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown that went through `cnnlab.ui.safe.plain`: backslash
+    escapes resolved, invisible word joiners dropped."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
+def error_lines(at: AppTest) -> list[str]:
+    """The st.error messages of a run, as a reader sees them."""
+    return [shown(e.value) for e in at.error]

@@ -9,7 +9,7 @@ from cnnlab.calc.spec import INPUT_NAME
 from cnnlab.facts import fact
 from cnnlab.nets import builders as A
 from cnnlab.vision import images
-from tests.apptest import app_at, run_isolated
+from tests.apptest import app_at, error_lines, run_isolated
 
 PAGE = "pages/architectures.py"
 
@@ -129,4 +129,4 @@ def test_bad_upload_gives_one_line_error(at):
                                                 "image/jpeg").run()
     assert not at.exception
     assert len(at.error) == 1
-    assert at.error[0].value.startswith("notes.jpg:") and "\n" not in at.error[0].value
+    assert error_lines(at)[0].startswith("notes.jpg:") and "\n" not in at.error[0].value

@@ -15,7 +15,7 @@ from cnnlab.calc.grammar import GRAMMAR_HELP
 from cnnlab.calc.memory import GB
 from cnnlab.calc.presets import PRESETS
 from cnnlab.ui.safe import plain
-from tests.apptest import APP, app_at, run_isolated
+from tests.apptest import APP, app_at, error_lines, run_isolated
 
 EDITOR = "calc_layers_0"  # the first layer editor's key (a new one per loaded preset)
 
@@ -24,11 +24,7 @@ def metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def errors(at) -> list[str]:
-    """The error boxes as a reader sees them. Their Markdown source is escaped text
-    (`cnnlab.ui.safe.plain`): a backslash before each punctuation mark, a word joiner before
-    each colon; both are invisible once rendered."""
-    return [re.sub(r"\\(.)", r"\1", e.value).replace("\u2060", "") for e in at.error]
+errors = error_lines  # as a reader sees them (plain() escapes Markdown)
 
 
 def edit(at, edited_rows=None, added_rows=None, deleted_rows=None):
