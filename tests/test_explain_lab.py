@@ -142,3 +142,28 @@ def test_a_run_keeps_its_explanations_and_features(cnn, digit):
         ("conv", "filter", 4), ("head", "class", 3)]
     assert features.steps == runs.FEATURE_STEPS
     assert runs.features_of(job) is features                                   # computed once
+
+
+@pytest.mark.parametrize("config", [
+    {"filters": (4, 8), "mixed_precision": True},        # float16 layers, float32 softmax
+    {"filters": (4, 8), "dropout": 0.3},
+    {"architecture": "dense", "dense_preset_units": 16}])  # no conv layer: no CAMs, no filters
+def test_every_network_the_train_page_builds_can_be_explained(config, monkeypatch):
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.model import build_model
+
+    monkeypatch.setattr(runs, "FEATURE_STEPS", 4)
+    model = build_model(TrainConfig(**config))
+    job = SimpleNamespace(model=model, extras={})
+    x = np.random.default_rng(0).uniform(0, 1, (28, 28, 1)).astype(np.float32)
+    report = runs.explanation_of(job, 0, x, 3, lab.page_options(4, {lab.SCORECAM_ENV: "4"}),
+                                 sanity=True)
+    dense = config.get("architecture") == "dense"
+    assert list(report.methods) == list(lab.methods_for(model))
+    assert ("gradcam" in report.methods) is not dense
+    assert [s.block for s in report.sanity.steps] == (
+        ["output", "dense1"] if dense else ["output", "dense1", "conv2", "conv1"])
+    grids = runs.features_of(job).grids
+    assert [(g.layer, len(g.images)) for g in grids] == (
+        [("output", 10)] if dense else [("conv1", 4), ("conv2", 8), ("output", 10)])
+    assert all(np.isfinite(g.objective).all() for g in grids)

@@ -99,9 +99,11 @@ def _unit_probe(model: keras.Model, layer_names: list[str], target: str = "chann
             if layer is last:
                 out.append(_scores_function(last)(inp))
             elif isinstance(layer, keras.layers.Conv2D):
-                pre = layer.convolution_op(inp, layer.kernel)
+                # The layer's own compute dtype (float16 under mixed precision), then float32.
+                pre = layer.convolution_op(inp, keras.ops.cast(layer.kernel, inp.dtype))
                 if layer.use_bias:
-                    pre = pre + layer.bias
+                    pre = pre + keras.ops.cast(layer.bias, inp.dtype)
+                pre = keras.ops.cast(pre, "float32")
                 if target == "neuron":
                     out.append(pre[:, pre.shape[1] // 2, pre.shape[2] // 2, :])
                 else:
