@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
+from collections.abc import Callable
 
 from cnnlab.train.jobs import JobError
 
@@ -98,11 +100,40 @@ def connect(address: str) -> None:
     options = {"namespace": NAMESPACE, "log_to_driver": False}
     try:
         if address == "local":
-            ray.init(include_dashboard=False, **options)
+            _start_local(lambda: ray.init(include_dashboard=False, **options))
         else:
             ray.init(address=address, **options)
     except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError...
         raise ClusterUnreachable(unreachable_message(address, exc)) from None
+
+
+def _start_local(init: Callable[[], object]) -> None:
+    """Start this machine's Ray instance from a thread that lives as long as the process.
+
+    Ray's node processes die with the thread that started them (PR_SET_PDEATHSIG is a
+    thread's, not a process's): started from a Streamlit script run, they would be killed
+    when that run ends. So a daemon thread starts them and stays; when the server exits,
+    they go with it."""
+    if threading.current_thread() is threading.main_thread():
+        init()
+        return
+    started: list[BaseException | None] = []
+    ready = threading.Event()
+
+    def keeper() -> None:
+        try:
+            init()
+            started.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            started.append(exc)
+        ready.set()
+        if started[0] is None:
+            threading.Event().wait()          # forever: Ray's processes are this thread's
+
+    threading.Thread(target=keeper, name="cnnlab-ray-node", daemon=True).start()
+    ready.wait()
+    if started[0] is not None:
+        raise started[0]
 
 
 def warn(message: str) -> None:

@@ -1,0 +1,74 @@
+"""Train page in a real browser against a server whose jobs run on Ray
+(`CNNLAB_RAY_ADDRESS=local`: the server starts a Ray instance on this machine). The page is
+the same: the live curve streams, Stop ends the run within a second, a refresh reattaches.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.conftest import assert_no_exception, open_page, start_app_server, wait_for_app_run
+from tests.e2e.test_train import live_points, set_number
+
+SHOTS = "artifacts/e2e"
+
+
+@pytest.fixture(scope="module")
+def ray_url():
+    with start_app_server(env={"CNNLAB_RAY_ADDRESS": "local", "CNNLAB_OFFLINE": "1"},
+                          timeout=180) as url:
+        yield url
+
+
+def wait_for_points(page, more_than: int, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    while (n := live_points(page)) <= more_than:
+        assert time.monotonic() < deadline, f"the chart has {n} points, expected more"
+        page.wait_for_timeout(200)
+    return n
+
+
+def test_train_on_ray_streams_reattaches_after_refresh_and_stops(ray_url, page):
+    open_page(page, ray_url, "train", timeout=180_000)   # the first run starts Ray
+    assert_no_exception(page)
+    page.get_by_text("Network and optimizer").click()
+    set_number(page, "Conv 1 filters", 4)
+    set_number(page, "Conv 2 filters", 8)
+    set_number(page, "Epochs", 30)
+    page.get_by_role("button", name="Train", exact=True).click()
+    # The curve streams from the worker (its first run imports TensorFlow there).
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=180_000)
+    first = wait_for_points(page, 1, 120)
+    wait_for_points(page, first, 30)
+    progress = page.locator("[data-testid='stProgress']").first.inner_text()
+    assert "training" in progress and "images/s" in progress
+
+    # A refresh is a new Streamlit session: the owner token in the URL finds the run again,
+    # still training on its worker.
+    assert "owner=" in page.url
+    page.reload()
+    wait_for_app_run(page, 60_000)
+    assert page.get_by_role("button", name="Stop", exact=True).is_enabled()
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=30_000)
+    seen = wait_for_points(page, 1, 30)
+    wait_for_points(page, seen, 30)
+    page.screenshot(path=f"{SHOTS}/train-ray-reattached.png")
+
+    # Stop: the worker hears it within 0.1 s and ends after the batch; the page redraws
+    # twice a second.
+    t0 = time.monotonic()
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("stopped · epoch").first.wait_for(timeout=30_000)
+    shown_after = time.monotonic() - t0
+    print(f"'stopped' shown {shown_after:.2f} s after the click")
+    assert shown_after < 1.5, f"'stopped' shown {shown_after:.2f} s after the click"
+    stopped_at = live_points(page)
+    page.wait_for_timeout(1500)
+    assert live_points(page) == stopped_at          # no batch after the stop
+    # The results come from the worker's model, loaded on the server when the page asks.
+    page.get_by_role("heading", name="Inside the trained network").wait_for(timeout=120_000)
+    wait_for_app_run(page)
+    assert_no_exception(page)
+    page.screenshot(path=f"{SHOTS}/train-ray-after.png")
