@@ -245,3 +245,64 @@ def test_streamlit_post_run_clear_session_skips_the_full_collection(monkeypatch)
     assert collections == []
     keras.backend.clear_session(free_memory=True)
     assert collections
+
+
+def test_no_job_waits_on_another_jobs_preparation():
+    """Issue 10: a transfer run extracts features (minutes on a CPU) inside its build(). The
+    seed lock covers only a build's random draws, so a second job trains meanwhile."""
+    import threading
+
+    from cnnlab.train.jobs import random_draws, seeds_itself
+
+    preparing = threading.Event()
+    release = threading.Event()
+    inner = tiny_build(epochs=1, evaluate=False)
+
+    @seeds_itself
+    def feature_pass_build() -> TrainSetup:
+        with random_draws():
+            setup = inner()                  # the model's random draws, under the lock
+        preparing.set()
+        assert release.wait(60)              # the "feature pass": no lock held
+        return setup
+
+    manager = JobManager(max_concurrent=2)
+    try:
+        first = manager.submit("a", TrainingJob(feature_pass_build, seed=1))
+        assert preparing.wait(60)
+        second = manager.submit("b", TrainingJob(tiny_build(epochs=1, evaluate=False), seed=2))
+        wait_for(lambda: second.snapshot().batches, timeout=60)
+        assert not release.is_set() and first.snapshot().state == "running"
+        release.set()
+        assert first.wait(60) and second.wait(60)
+        assert first.snapshot().state == second.snapshot().state == "done"
+    finally:
+        release.set()
+        manager.shutdown()
+
+
+def test_a_build_that_does_not_say_where_it_draws_holds_the_lock_throughout():
+    """The old contract stays for builds not marked `seeds_itself`: the second job waits."""
+    import threading
+
+    release = threading.Event()
+    inner = tiny_build(epochs=1, evaluate=False)
+    started = threading.Event()
+
+    def slow_preparation_build() -> TrainSetup:
+        started.set()
+        assert release.wait(60)
+        return inner()
+
+    manager = JobManager(max_concurrent=2)
+    try:
+        manager.submit("a", TrainingJob(slow_preparation_build, seed=1))
+        assert started.wait(60)
+        second = manager.submit("b", TrainingJob(tiny_build(epochs=1, evaluate=False), seed=2))
+        time.sleep(3)
+        assert not second.snapshot().batches        # blocked behind the first build
+        release.set()
+        assert second.wait(60) and second.snapshot().state == "done"
+    finally:
+        release.set()
+        manager.shutdown()

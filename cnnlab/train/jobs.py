@@ -26,7 +26,8 @@ import os
 import threading
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,10 +59,37 @@ MAX_RUNS_PER_OWNER = 20
 # Seeding is process-global in TensorFlow (tf.random.set_seed, op-seed counter) and Python
 # (`random`, used by Keras for initializer seeds). A job holds this lock from seeding until
 # its first batch starts (model built, shuffling pipeline traced), so two jobs starting
-# together cannot interleave their random draws: the same seed gives the same curve.
+# together cannot interleave their random draws: the same seed gives the same curve. A
+# `seeds_itself` build takes it only around its random draws (`random_draws`), so loading
+# data and extracting features never hold other jobs back.
 _SEED_LOCK = threading.Lock()
 # The job whose worker thread this is (see `current_job`).
 _CURRENT = threading.local()
+
+
+def seeds_itself(build: Callable) -> Callable:
+    """Mark a `build()` that takes the seed lock itself, with `random_draws()`, around the
+    code that draws random numbers. Its data loading, decoding and feature extraction then
+    run outside the lock: no job waits on another's preparation (issue 10)."""
+    build.seeds_itself = True
+    return build
+
+
+@contextmanager
+def random_draws(offset: int = 0, *, hold: bool = False) -> Iterator[None]:
+    """Inside a `seeds_itself` build(): the process-wide seed lock, with the job's seed
+    (+ offset) set, around model construction. `hold=True` keeps the lock until the job's
+    first batch (fit's input pipeline draws seeds too). Outside a job: nothing to lock."""
+    job = current_job()
+    if job is None:
+        yield
+        return
+    job._take_seed_lock(offset)
+    try:
+        yield
+    finally:
+        if not hold:
+            job._release_seed_lock()
 
 
 def current_job() -> TrainingJob | None:
@@ -274,12 +302,12 @@ class TrainingJob:
         """Build and fit in this thread; the evaluation's result, or None when stopped."""
         # Both are per-thread in Keras 3, so they must be set here, not by the caller.
         keras.config.set_dtype_policy(self.dtype_policy)
-        # Unseeded jobs take the lock too: their random draws would shift a seeded job's.
-        _SEED_LOCK.acquire()
-        self._holds_seed_lock = True
-        if self.seed is not None:
-            keras.utils.set_random_seed(int(self.seed))
+        if not getattr(self._build, "seeds_itself", False):
+            # The whole build under the lock (a build that does not say where it draws).
+            self._take_seed_lock()
         setup = self._build()
+        if not self._holds_seed_lock:
+            self._take_seed_lock(reseed=False)   # until the first batch: fit draws seeds
         self.setup = setup
         self.model = setup.model
         n = _num_samples(setup.x)
@@ -305,6 +333,16 @@ class TrainingJob:
         if self._stop_event.is_set():
             return None
         return dict(setup.evaluate(setup.model)) if setup.evaluate else {}
+
+    def _take_seed_lock(self, offset: int = 0, reseed: bool = True) -> None:
+        # Unseeded jobs take the lock too: their random draws would shift a seeded job's.
+        if not self._holds_seed_lock:
+            _SEED_LOCK.acquire()
+            self._holds_seed_lock = True
+        if reseed and self.seed is not None:
+            import keras
+
+            keras.utils.set_random_seed(int(self.seed) + offset)
 
     def _release_seed_lock(self) -> None:
         # Only the worker thread calls this: on the first batch, or when the run ends early.

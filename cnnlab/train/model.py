@@ -15,7 +15,7 @@ import numpy as np
 
 from cnnlab.train.config import INPUT_SHAPE, NUM_CLASSES, TrainConfig
 from cnnlab.train.datasets import Dataset, load_dataset, split_test_per_class
-from cnnlab.train.jobs import TrainingJob, TrainSetup
+from cnnlab.train.jobs import TrainingJob, TrainSetup, random_draws, seeds_itself
 
 
 def build_model(config: TrainConfig):
@@ -97,10 +97,14 @@ def make_build(config: TrainConfig, dataset: Dataset | None = None):
     (unless given), builds the model, and returns a `TrainSetup` with test evaluation."""
     config.validate()
 
+    @seeds_itself
     def build() -> TrainSetup:
+        # Loading and preparing the data draw nothing from the global seeds (the split has its
+        # own seeded generator): outside the seed lock, so other jobs start meanwhile.
         source = dataset or load_dataset(config.dataset)
         data = prepare(source, config.validation_fraction, config.seed)
-        model = build_model(config)
+        with random_draws(hold=True):   # the weights' initial values; held until batch 1
+            model = build_model(config)
 
         def evaluate(trained) -> dict:
             loss, accuracy = trained.evaluate(data.x_test, data.y_test, verbose=0,

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cnnlab.train.jobs import JobManager, JobState, TrainingJob, TrainSetup
+from cnnlab.train.jobs import (
+    JobManager,
+    JobState,
+    TrainingJob,
+    TrainSetup,
+    random_draws,
+    seeds_itself,
+)
 from cnnlab.train.jobs import current_job as job_of_this_thread
 from cnnlab.train.metrics import TestReport, predict_probs, test_report
 from cnnlab.transfer.callbacks import batch_timer
@@ -178,6 +185,7 @@ class TransferRun:
             self.images.release_training()
 
     # ---- phase 1, in the worker thread --------------------------------------------------------
+    @seeds_itself
     def _build_phase1(self) -> TrainSetup:
         cfg = self.config
         job = job_of_this_thread()
@@ -185,7 +193,8 @@ class TransferRun:
         def stop() -> bool:
             return job is not None and job.stop_requested
 
-        self._build_model()
+        with random_draws():   # the weights' draws; decoding and features run outside the lock
+            self._build_model()
         if not self.images.decode(stop, self._decoding_stage):
             return self._stopped_setup()
         # Both modes need the training features once: the head's standardisation is set from
