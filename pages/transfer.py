@@ -32,10 +32,11 @@ from cnnlab.transfer.model import (
 )
 from cnnlab.transfer.registry import run_of, start_run
 from cnnlab.transfer.run import TransferRun
+from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.job_progress import TRANSFER_WORDING, progress_ui, progress_view
 from cnnlab.ui.navigation import ensure_app_navigation
 from cnnlab.ui.owner import browser_owner
-from cnnlab.ui.safe import plain
+from cnnlab.ui.safe import error_line, plain
 from cnnlab.vision.custom_model import SESSION_KEY as CLASSIFY_KEY
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
@@ -72,8 +73,7 @@ def load(action, ident: str) -> None:
         st.session_state["transfer_data_error"] = str(exc)
     except Exception as exc:  # noqa: BLE001 - a page shows one line, never a traceback
         st.session_state["transfer_dataset"] = None
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        st.session_state["transfer_data_error"] = f"Could not read the images: {reason}"
+        st.session_state["transfer_data_error"] = error_line("Reading the images", exc)
     st.session_state["transfer_loaded"] = ident
 
 
@@ -115,7 +115,7 @@ def source_ui(workspace: archive.SessionWorkspace) -> ImageFolder:
                   on_click=lambda: load(lambda: folders.load_directory(folder), f"dir-{folder}"))
 
     if st.session_state.get("transfer_data_error"):
-        st.error(st.session_state["transfer_data_error"], icon=":material/error:")
+        st.error(plain(st.session_state["transfer_data_error"]), icon=":material/error:")
     dataset: ImageFolder | None = st.session_state.get("transfer_dataset")
     if dataset is None:
         st.info("Choose your images to continue.", icon=":material/arrow_upward:")
@@ -191,8 +191,7 @@ def preview_ui(dataset: ImageFolder, split: Split, aug: Augmentation, seed: int)
             preview = (key, charts.preview_mosaic(originals, variants))
         except Exception as exc:  # noqa: BLE001 - e.g. a server folder changed under us
             preview = (key, None)
-            st.error(plain(f"No preview: {' '.join(str(exc).split())[:200]}"),
-                     icon=":material/error:")
+            st.error(plain(error_line("The preview", exc)), icon=":material/error:")
         st.session_state["transfer_preview_cache"] = preview
     if preview[1] is not None:
         st.image(preview[1], caption="Left: the image as the network sees it; right: five "
@@ -340,10 +339,11 @@ def live_panel() -> None:
     if current is None:
         st.caption("Press **Train** to start; the curves update twice a second.")
         return
-    current.advance(manager, owner)  # phase 2 starts once phase 1 is done
-    stage, progress = current.status()
-    for job in current.jobs():
-        job_panel(job, stage, progress)
+    with one_line_errors("Showing the run"):
+        current.advance(manager, owner)  # phase 2 starts once phase 1 is done
+        stage, progress = current.status()
+        for job in current.jobs():
+            job_panel(job, stage, progress)
     if current.finished and st.session_state.get("transfer_live"):
         st.session_state["transfer_live"] = False
         st.rerun()  # the whole page: stop polling, show the results
@@ -363,7 +363,7 @@ def train_ui(run: TransferRun | None, start_args: tuple) -> None:
     buttons[2].caption(f"Uses the Train page's job runner: {slots['running']} of "
                        f"{slots['max_concurrent']} training slots busy, {slots['queued']} queued.")
     if st.session_state.get("transfer_error"):
-        st.error(st.session_state.pop("transfer_error"), icon=":material/error:")
+        st.error(plain(st.session_state.pop("transfer_error")), icon=":material/error:")
     if active:
         st.session_state["transfer_live"] = True
     st.fragment(run_every=0.5 if active else None)(live_panel)()
@@ -478,15 +478,20 @@ run: TransferRun | None = st.session_state.get("transfer_run") or run_of(owner)
 st.session_state["transfer_run"] = run
 
 dataset = source_ui(workspace)
-classes_ui(dataset)
+with one_line_errors("Counting the classes"):
+    classes_ui(dataset)
 split, seed = split_ui(dataset)
 aug = augmentation_ui(dataset, split, seed)
 weights = base_weights_ui()
 config = config_ui(aug, seed, weights)
 cost_ui(config, split)
-parameters_ui(dataset, run)
+with one_line_errors("Counting the parameters"):
+    parameters_ui(dataset, run)
 train_ui(run, (dataset, split, config, weights, feature_cache))
 report = results_ui(run)
-per_class_ui(report)
-mistakes_ui(run, report)
-keep_ui(run)
+with one_line_errors("Drawing the results per class"):
+    per_class_ui(report)
+with one_line_errors("Showing the misclassified images"):
+    mistakes_ui(run, report)
+with one_line_errors("Offering the model"):
+    keep_ui(run)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from cnnlab.train import jobs
+from cnnlab.train.manager import shared_manager
 from cnnlab.transfer.archive import demo_archive
-from tests.apptest import app_at, run_isolated, run_until
+from tests.apptest import app_at, run_isolated, run_until, shown
 
 PAGE = "pages/transfer.py"
 
@@ -21,7 +21,7 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.delenv("CNNLAB_INCEPTION_WEIGHTS_NOTOP", raising=False)
     monkeypatch.delenv("CNNLAB_TRANSFER_DATA", raising=False)
     yield
-    jobs.shared_manager().shutdown()
+    shared_manager().shutdown()
 
 
 def test_opens_without_tensorflow():
@@ -40,7 +40,7 @@ def test_bad_archive_one_line_error(name, data, message):
     at = app_at(PAGE)
     at.file_uploader(key="transfer_zip").set_value((name, data, "application/zip")).run()
     assert not at.exception
-    assert len(at.error) == 1 and at.error[0].value.startswith(message)
+    assert len(at.error) == 1 and shown(at.error[0].value).startswith(message)
     assert "\n" not in at.error[0].value
     assert at.session_state["transfer_dataset"] is None
     workspace = Path(at.session_state["transfer_workspace"])

@@ -4,6 +4,7 @@
 - `owner`: whose jobs these are (a per-browser owner token).
 - `job_progress`: one drawing of a job's progress for Train and Transfer.
 - `safe`: untrusted text (file names, class names, URL values) shown as text.
+- `guard`: `one_line_errors(what)`, an unexpected error on a page as one line, no traceback.
 - `explain`: the explanation lab (maps, scores, sanity check, feature visualization) drawn
   for Classify and Train.
 """

@@ -16,7 +16,8 @@ What would otherwise interpret such text:
 
 So: `plain(text)` for anything Markdown renders, `plotly_label(text)` for Plotly,
 `quoted(name)` and `one_line(text)` for one-line plain-text messages (stderr, logs, the
-messages the other two then escape).
+messages the other two then escape), `error_line(what, exc)` for an unexpected error told
+in one line without a server path.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ ELLIPSIS = "…"
 # and `@` and inside `www.` does. Checked in Chromium against Streamlit 1.67.
 _WORD_JOINER = "\u2060"
 _AUTOLINK_STARTS = re.compile(r"(?=[:@])|(?i:(?<=www)(?=\.))")
+# A server path inside an error message: two or more /-separated (or \-separated) parts,
+# e.g. '/tmp/cnnlab-x1y2/cats/0.png' or 'C:\Users\a\b'. Only its last part is kept.
+_PATH = re.compile(r"(?<![\w.:/\\])(?:[A-Za-z]:)?(?:[/\\][^\s/\\'\"]+){2,}[/\\]?")
+_ERRNO = re.compile(r"\[(?:Errno|WinError) -?\d+\] ")
 
 
 def one_line(text: object, limit: int = 300) -> str:
@@ -78,3 +83,18 @@ def plotly_label(text: object, limit: int = 300) -> str:
     tags first and converts entities in the text between them); `$` as a numeric entity, so
     a label is never taken for MathJax. (Plotly knows few named entities: no `&quot;`.)"""
     return html.escape(one_line(text, limit), quote=False).replace("$", "&#36;")
+
+
+def without_paths(text: object) -> str:
+    """`text` with every server path cut to its last part and `[Errno N]` prefixes dropped:
+    'No such file or directory: '/tmp/x/cats/0.png'' -> "No such file or directory: '0.png'"."""
+    text = _ERRNO.sub("", str(text))
+    return _PATH.sub(lambda m: m.group(0).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1], text)
+
+
+def error_line(what: str, exc: BaseException, limit: int = 300) -> str:
+    """An unexpected error as one line for a reader: what failed, the exception's kind and
+    its message, without a traceback or a server path (the log keeps those)."""
+    message = without_paths(exc) if str(exc) else ""
+    kind = type(exc).__name__
+    return one_line(f"{what} failed ({kind}{': ' + message if message else ''})", limit)
