@@ -15,7 +15,7 @@ import streamlit as st
 from cnnlab.facts import fact
 from cnnlab.ui.explain import explain_progress, explanation_ui
 from cnnlab.ui.navigation import ensure_app_navigation
-from cnnlab.ui.safe import plain
+from cnnlab.ui.safe import error_line, plain
 from cnnlab.vision import custom_model, gradcam, images, inception
 from cnnlab.vision.charts import top5_figure
 from cnnlab.vision.explain import add_sanity, explain
@@ -41,7 +41,7 @@ def shared_classifier(mode: str) -> inception.Classifier:
 def transfer_ui(handoff: dict) -> tuple[str, inception.Classifier] | None:
     """The Transfer page's model, when this session handed one over and the user picks it."""
     choice = st.radio("Model", ["transfer", "imagenet"], horizontal=True, key="classify_model",
-                      format_func=lambda c: handoff["name"] if c == "transfer"
+                      format_func=lambda c: plain(handoff["name"]) if c == "transfer"
                       else "Inception v3 (ImageNet, 1,000 classes)")
     if choice != "transfer":
         return None
@@ -52,7 +52,7 @@ def transfer_ui(handoff: dict) -> tuple[str, inception.Classifier] | None:
                                     description=handoff["name"])
         st.session_state["classify_custom_classifier"] = held
     accuracy = handoff.get("test_accuracy")
-    st.caption(f":material/model_training: {handoff['name']} · {len(handoff['labels'])} classes"
+    st.caption(f":material/model_training: {plain(handoff['name'])} · {len(handoff['labels'])} classes"
                + (f" · test accuracy {accuracy:.1%}" if accuracy is not None else ""))
     if not handoff.get("pretrained_base", True):
         st.warning("This model was trained on an UNTRAINED Inception v3 base (no ImageNet "
@@ -110,7 +110,7 @@ def inputs_ui() -> list[tuple[str, str, bytes | None]]:
     limit_mb = min(st.get_option("server.maxUploadSize"), images.MAX_UPLOAD_BYTES // 2**20)
     uploads = st.file_uploader(
         "Upload one or several images", type=images.UPLOAD_TYPES,
-        accept_multiple_files=True, key="classify_uploads",
+        accept_multiple_files=True, key="classify_uploads", max_upload_size=limit_mb,
         help="Decoded by Pillow with a format allowlist; the extension must match the content.")
     st.caption(f"{images.FORMAT_NAMES} (first frame of an animation) · up to {limit_mb} MB "
                f"per file · at most {images.MAX_PIXELS / 1e6:.0f} megapixels")
@@ -159,7 +159,7 @@ def result_ui(classifier: inception.Classifier, mode: str, key: str,
     names = classifier.class_names
     side = classifier.size
     with st.container(border=True):
-        st.subheader(result.name, anchor=False)
+        st.subheader(plain(result.name), anchor=False)
         seen, heat, chart = st.columns([1, 1, 1.4])
         with seen:
             st.image(result.view, caption=f"As the network sees it: centre crop, {side}×{side}, "
@@ -243,7 +243,7 @@ def no_model_ui(chosen: list[tuple[str, str, bytes | None]]) -> None:
             images.decode_image(data, name)
             readable += 1
         except images.ImageError as exc:
-            st.error(str(exc), icon=":material/broken_image:")
+            st.error(plain(str(exc)), icon=":material/broken_image:")
     if readable:
         st.info(f"{readable} image(s) ready: classifying them needs the weights above, or "
                 "the untrained network to see the pipeline.", icon=":material/image:")
@@ -256,16 +256,15 @@ def results_ui(classifier: inception.Classifier, mode: str,
         try:
             result = classify_one(classifier, mode, name, key, data)
         except images.ImageError as exc:
-            st.error(str(exc), icon=":material/broken_image:")
+            st.error(plain(str(exc)), icon=":material/broken_image:")
             continue
         except Exception as exc:  # never a traceback on the page; the other images go on
-            st.error(f"{name}: could not be classified ({type(exc).__name__}: {exc})"[:300],
-                     icon=":material/error:")
+            st.error(plain(error_line(f"Classifying {name}", exc)), icon=":material/error:")
             continue
         try:
             result_ui(classifier, mode, key, result)
         except Exception as exc:
-            st.error(f"{name}: could not draw the result ({type(exc).__name__}: {exc})"[:300],
+            st.error(plain(error_line(f"Drawing the result for {name}", exc)),
                      icon=":material/error:")
 
 
@@ -286,6 +285,9 @@ if not chosen:
 try:
     classifier = custom[1] if custom else shared_classifier(mode)
 except inception.WeightsUnavailable as exc:
-    st.error(str(exc), icon=":material/error:")
+    st.error(plain(str(exc)), icon=":material/error:")
+    st.stop()
+except Exception as exc:  # never a traceback on the page
+    st.error(plain(error_line("Loading the model", exc)), icon=":material/error:")
     st.stop()
 results_ui(classifier, mode, chosen)

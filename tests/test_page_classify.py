@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cnnlab.vision import images, inception
-from tests.apptest import app_at, run_isolated
+from tests.apptest import app_at, error_lines, run_isolated, shown
 from tests.local_mirror import serve_directory
 
 PAGE = "pages/classify.py"
@@ -61,9 +61,9 @@ def test_upload_classifies_and_broken_file_gets_one_line(with_weights):
         [("cat.jpg", good, "image/jpeg"), ("broken.png", broken, "image/png"),
          ("rocket.webp", images.sample_photo_bytes("rocket", "WEBP"), "image/webp")]).run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = error_lines(at)
     assert len(errors) == 1 and errors[0].startswith("broken.png: truncated")
-    assert [h.value for h in at.subheader] == ["cat.jpg", "rocket.webp"]
+    assert [shown(h.value) for h in at.subheader] == ["cat.jpg", "rocket.webp"]
     results = {key[0].split(":")[1]: r for key, r in at.session_state[RESULTS_KEY].items()}
     expected = classifier.classify_bytes(good, "cat.jpg").top
     assert [w for w, _, _ in results["cat.jpg"].top] == [w for w, _, _ in expected]
@@ -80,7 +80,7 @@ def test_upload_classifies_and_broken_file_gets_one_line(with_weights):
     picker.set_value(runner_up).run()
     assert not at.exception
     assert runner_up in {key[2] for key in at.session_state["classify_cams"]}
-    assert [h.value for h in at.subheader] == ["cat.jpg", "rocket.webp"]  # still both
+    assert [shown(h.value) for h in at.subheader] == ["cat.jpg", "rocket.webp"]  # still both
 
 
 def test_gallery_pick_and_lying_extension(with_weights):
@@ -89,9 +89,9 @@ def test_gallery_pick_and_lying_extension(with_weights):
     at.file_uploader(key="classify_uploads").set_value(
         ("holiday.jpg", images.sample_photo_bytes("rocket", "PNG"), "image/jpeg")).run()
     assert not at.exception
-    assert [e.value for e in at.error] == [
+    assert error_lines(at) == [
         "holiday.jpg: the extension says JPEG (.jpg) but the content is PNG"]
-    assert [h.value for h in at.subheader] == ["A cup of coffee (scikit-image)"]
+    assert [shown(h.value) for h in at.subheader] == ["A cup of coffee (scikit-image)"]
 
 
 def test_download_button_reports_failure_then_success(monkeypatch, tmp_path):
@@ -112,7 +112,7 @@ def test_download_button_reports_failure_then_success(monkeypatch, tmp_path):
     at = app_at(PAGE, timeout=180)  # the first click imports Keras for get_file
     at.button(key="download_weights").click().run()
     assert not at.exception
-    assert any(e.value.startswith("Could not download page_download_test.h5") for e in at.error)
+    assert any(e.startswith("Could not download page_download_test.h5") for e in error_lines(at))
 
     try:
         with serve_directory(tmp_path) as base:
@@ -158,7 +158,7 @@ def test_without_weights_a_bad_upload_is_still_named(no_weights):
         ("notes.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "image/png"),
         ("rocket.png", images.sample_photo_bytes("rocket", "PNG"), "image/png")]).run()
     assert not at.exception
-    assert [e.value for e in at.error][0].startswith("notes.png: ")
+    assert error_lines(at)[0].startswith("notes.png: ")
     assert "1 image(s) ready" in texts(at.info)
     assert RESULTS_KEY not in at.session_state
 
