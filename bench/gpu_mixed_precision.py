@@ -17,7 +17,8 @@ import os
 
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.datasets import DEBIAN_FASHION_DIR, fashion_from_idx
-from cnnlab.train.jobs import JobManager, JobState
+from cnnlab.train.jobs import JobState
+from cnnlab.train.manager import JobManager
 from cnnlab.train.model import job_for
 
 

@@ -27,7 +27,8 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 def main() -> int:
     from cnnlab.train.config import TrainConfig
     from cnnlab.train.datasets import load_dataset
-    from cnnlab.train.jobs import JobManager, JobState, TrainingJob, TrainSetup
+    from cnnlab.train.jobs import JobState, TrainingJob, TrainSetup
+    from cnnlab.train.manager import JobManager
     from cnnlab.train.model import build_model, prepare
 
     config = TrainConfig(epochs=EPOCHS)

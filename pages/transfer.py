@@ -475,6 +475,10 @@ workspace = session_workspace()
 st.session_state["transfer_workspace"] = str(workspace.path)  # shown to tests, not used
 feature_cache = st.session_state.setdefault("transfer_feature_cache", FeatureCache())
 run: TransferRun | None = st.session_state.get("transfer_run") or run_of(owner)
+if run is not None and run.freed:   # let go after CNNLAB_RUN_TTL (issue 10)
+    st.info("Your last run was cleared from the server's memory; train again to see results.",
+            icon=":material/auto_delete:")
+    run = None
 st.session_state["transfer_run"] = run
 
 dataset = source_ui(workspace)

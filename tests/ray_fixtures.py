@@ -46,7 +46,7 @@ def make_manager(request, job_backend):
 
     def make(slots: int = 2):
         if job_backend == "threads":
-            from cnnlab.train.jobs import JobManager
+            from cnnlab.train.manager import JobManager
 
             manager = JobManager(max_concurrent=slots)
         else:

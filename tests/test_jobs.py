@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from cnnlab.train.jobs import JobError, JobManager, TrainingJob, TrainSetup, max_jobs_from_env
+from cnnlab.train.jobs import JobError, TrainingJob, TrainSetup
+from cnnlab.train.manager import JobManager, max_jobs_from_env
 
 RNG = np.random.default_rng(0)
 X = RNG.random((512, 8, 8, 1), dtype=np.float32)
@@ -303,6 +304,87 @@ def test_a_build_that_does_not_say_where_it_draws_holds_the_lock_throughout():
         assert not second.snapshot().batches        # blocked behind the first build
         release.set()
         assert second.wait(60) and second.snapshot().state == "done"
+    finally:
+        release.set()
+        manager.shutdown()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def finished_runs(manager, owner: str, n: int) -> list:
+    runs = []
+    for _ in range(n):
+        job = manager.submit(owner, TrainingJob(tiny_build(epochs=1, n=64, evaluate=False)))
+        assert job.wait(60)
+        runs.append(job)
+    return runs
+
+
+def test_finished_runs_are_freed_after_the_ttl():
+    """Issue 10: memory that comes back. A finished run (its model included) is dropped
+    CNNLAB_RUN_TTL seconds after it ended; an owner with nothing left is forgotten."""
+    clock = FakeClock()
+    manager = JobManager(max_concurrent=1, ttl_s=3600, clock=clock)
+    freed = []
+    manager.on_evict(lambda owner, jobs: freed.extend((owner, j.id) for j in jobs))
+    try:
+        (job,) = finished_runs(manager, "a", 1)
+        assert job.model is not None and manager.jobs_of("a") == [job]
+        clock.now += 3599
+        assert manager.evict() == 0 and manager.jobs_of("a") == [job]
+        clock.now += 2
+        assert manager.evict() == 1
+        assert manager.jobs_of("a") == [] and manager.kept() == 0
+        assert job.model is None and job.setup is None       # the model can be collected
+        assert freed == [("a", job.id)]
+    finally:
+        manager.shutdown()
+
+
+def test_the_server_keeps_at_most_max_kept_runs_oldest_go_first():
+    clock = FakeClock()
+    manager = JobManager(max_concurrent=1, max_kept=3, clock=clock)
+    try:
+        runs = []
+        for owner in "abcde":
+            runs += finished_runs(manager, owner, 1)
+            clock.now += 1
+        manager.evict()
+        assert manager.kept() == 3
+        assert [manager.latest(o) for o in "abcde"] == [None, None, *runs[2:]]
+    finally:
+        manager.shutdown()
+
+
+def test_a_released_owner_keeps_nothing_and_its_running_job_goes_when_it_ends():
+    import threading
+
+    manager = JobManager(max_concurrent=2)
+    release = threading.Event()
+    inner = tiny_build(epochs=1, n=64, evaluate=False)
+
+    def waiting_build() -> TrainSetup:
+        assert release.wait(60)
+        return inner()
+
+    try:
+        (done,) = finished_runs(manager, "a", 1)
+        running = manager.submit("a", TrainingJob(waiting_build))
+        manager.release_owner("a")                 # the owner's last session ended
+        assert manager.jobs_of("a") == [running]   # the finished one is gone, the active stays
+        assert done.model is None
+        release.set()
+        assert running.wait(60)
+        wait_for(lambda: manager.kept() == 0)
+        # the same owner coming back (a new session) starts afresh and keeps its new runs
+        (again,) = finished_runs(manager, "a", 1)
+        assert manager.jobs_of("a") == [again]
     finally:
         release.set()
         manager.shutdown()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from cnnlab.train import jobs
+from cnnlab.train.manager import shared_manager
 from cnnlab.transfer.archive import demo_archive
 from tests.apptest import app_at, run_isolated, run_until, shown
 
@@ -21,7 +21,7 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.delenv("CNNLAB_INCEPTION_WEIGHTS_NOTOP", raising=False)
     monkeypatch.delenv("CNNLAB_TRANSFER_DATA", raising=False)
     yield
-    jobs.shared_manager().shutdown()
+    shared_manager().shutdown()
 
 
 def test_opens_without_tensorflow():

@@ -18,7 +18,8 @@ import time
 import pytest
 
 from cnnlab.train import backend
-from cnnlab.train.jobs import JobError, JobManager, TrainingJob
+from cnnlab.train.jobs import JobError, TrainingJob
+from cnnlab.train.manager import JobManager
 from cnnlab.train.ray_cluster import ClusterUnreachable
 from tests import ROOT
 from tests.test_jobs import X, slow_build, tiny_build, wait_for

@@ -18,7 +18,8 @@ from cnnlab.train.datasets import mnist_sample
 from cnnlab.train.digit import predict_one, preprocess_digit
 from cnnlab.train.export import load_model_bytes, model_bytes
 from cnnlab.train.inside import activation_maps, first_layer_filters
-from cnnlab.train.jobs import JobManager, TrainingJob, TrainSetup
+from cnnlab.train.jobs import TrainingJob, TrainSetup
+from cnnlab.train.manager import JobManager
 from cnnlab.train.metrics import confusion_matrix, worst_mistakes
 from cnnlab.train.model import build_model, prepare
 

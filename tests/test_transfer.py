@@ -359,7 +359,7 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
     import keras
 
     from cnnlab.train.export import model_bytes
-    from cnnlab.train.jobs import JobManager
+    from cnnlab.train.manager import JobManager
     from cnnlab.train.metrics import predict_probs
     from cnnlab.transfer.config import NO_AUGMENTATION, Augmentation, TransferConfig
     from cnnlab.transfer.model import BaseWeights, head_parameters
@@ -454,7 +454,7 @@ def test_frozen_base_cached_equals_uncached_phase2_export(dataset, inception_not
 
 
 def test_stop_before_training_ends_stopped(dataset, inception_notop_weights):
-    from cnnlab.train.jobs import JobManager
+    from cnnlab.train.manager import JobManager
     from cnnlab.transfer.config import TransferConfig
     from cnnlab.transfer.model import BaseWeights
     from cnnlab.transfer.run import TransferRun

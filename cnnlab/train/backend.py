@@ -3,7 +3,7 @@
     manager = shared_manager()      # the pages: one manager per server process
     manager = manager_from_env()    # the CLI: refuses in one line when the cluster is gone
 
-- `CNNLAB_RAY_ADDRESS` unset: `cnnlab.train.jobs.JobManager`, threads of this process (the
+- `CNNLAB_RAY_ADDRESS` unset: `cnnlab.train.manager.JobManager`, threads of this process (the
   default; nothing else changes).
 - set (`local`, `auto`, `HOST:PORT`, `ray://HOST:PORT`): `cnnlab.train.ray_backend.
   RayJobManager`, every job on the Ray cluster. If it cannot be reached, one clear message
@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from cnnlab.train import jobs
+from cnnlab.train import manager as threads
 from cnnlab.train.ray_cluster import ClusterUnreachable, fallback_to_threads, ray_address, warn
 
 RETRY_S = 10.0      # a server whose cluster was unreachable tries again after this long
@@ -31,7 +31,7 @@ def manager_from_env(max_concurrent: int | None = None) -> Any:
     limit; the cluster's resources set Ray's). Raises ClusterUnreachable unless told to
     fall back to threads."""
     ray_manager = _ray_manager()
-    return ray_manager if ray_manager is not None else jobs.JobManager(max_concurrent)
+    return ray_manager if ray_manager is not None else threads.JobManager(max_concurrent)
 
 
 def _ray_manager() -> Any:
@@ -106,16 +106,16 @@ _SHARED_LOCK = threading.Lock()
 
 def shared_manager() -> Any:
     """The one manager of this server process, for every page that trains. With threads it
-    is `jobs.shared_manager()`; an unreachable cluster is retried every RETRY_S seconds."""
+    is `threads.shared_manager()`; an unreachable cluster is retried every RETRY_S seconds."""
     global _SHARED
     if ray_address() is None:
-        return jobs.shared_manager()
+        return threads.shared_manager()
     with _SHARED_LOCK:
         stale = isinstance(_SHARED, UnreachableCluster) and \
             time.monotonic() - _SHARED.since > RETRY_S
         if _SHARED is None or stale:
             try:
-                _SHARED = _ray_manager() or jobs.shared_manager()
+                _SHARED = _ray_manager() or threads.shared_manager()
             except ClusterUnreachable as exc:
                 if _SHARED is None:
                     warn(str(exc))            # once, in the server's log

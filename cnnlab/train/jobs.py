@@ -22,10 +22,8 @@ from __future__ import annotations
 import enum
 import itertools
 import math
-import os
 import threading
 import traceback
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,9 +50,6 @@ class JobState(enum.StrEnum):
 
 FINISHED = (JobState.STOPPED, JobState.DONE, JobState.FAILED)
 ACTIVE = (JobState.QUEUED, JobState.RUNNING, JobState.STOPPING)
-DEFAULT_MAX_JOBS = 2
-# Owners keep their finished runs (for "compare runs"); older ones beyond this are dropped.
-MAX_RUNS_PER_OWNER = 20
 
 # Seeding is process-global in TensorFlow (tf.random.set_seed, op-seed counter) and Python
 # (`random`, used by Keras for initializer seeds). A job holds this lock from seeding until
@@ -358,6 +353,14 @@ class TrainingJob:
         if self._on_finish is not None:
             self._on_finish(self)
 
+    def free(self) -> None:
+        """Let go of the model, the data and whatever results hold on to (an evicted run)."""
+        with self._lock:
+            self.model = None
+            self.setup = None
+            self._result = {}
+            self.extras.clear()
+
     # ---- called by the streaming callback (training thread) -----------------------------------
     def record_train_began(self) -> None:
         # The data pipeline exists now: its shuffling seeds are drawn. Let other jobs seed.
@@ -403,152 +406,3 @@ def _len_or_none(x: Any) -> int | None:
         return None
     # tf.data.Dataset raises TypeError for unknown/infinite cardinality.
     return int(n) if n >= 0 else None
-
-
-def max_jobs_from_env() -> int:
-    """CNNLAB_MAX_JOBS: how many jobs may train at once in this server (default 2)."""
-    raw = os.environ.get("CNNLAB_MAX_JOBS", "").strip()
-    if not raw:
-        return DEFAULT_MAX_JOBS
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_MAX_JOBS
-    return max(value, 1)
-
-
-class JobManager:
-    """All jobs of one server process: a concurrency limit, a FIFO queue, owners' runs.
-
-    `owner` is an opaque per-browser token (kept in the URL's query string by the pages, so
-    a refresh reattaches). An owner sees only its own jobs and has at most one active job.
-    """
-
-    def __init__(self, max_concurrent: int | None = None) -> None:
-        self.max_concurrent = max_concurrent if max_concurrent is not None else max_jobs_from_env()
-        self._lock = threading.RLock()
-        self._running: list[TrainingJob] = []
-        self._queue: deque[TrainingJob] = deque()
-        self._by_owner: dict[str, list[TrainingJob]] = {}
-
-    def submit(self, owner: str, job: TrainingJob) -> TrainingJob:
-        """Start `job` for `owner` now, or queue it. Refuses a second active job per owner."""
-        if not owner:
-            raise JobError("a job needs an owner token")
-        with self._lock:
-            current = self.active(owner)
-            if current is not None:
-                raise JobError(f"you already have a training {current.state}; stop it first")
-            job.owner = owner
-            runs = self._by_owner.setdefault(owner, [])
-            runs.append(job)
-            # Forget the oldest finished runs beyond the cap (their models are freed).
-            finished = [j for j in runs if j.state in FINISHED]
-            for old in finished[: max(0, len(runs) - MAX_RUNS_PER_OWNER)]:
-                runs.remove(old)
-            if len(self._running) < self.max_concurrent:
-                self._running.append(job)
-                start = True
-            else:
-                self._queue.append(job)
-                start = False
-                self._renumber()
-        if start:
-            job.start(self._finished)
-        return job
-
-    def get(self, owner: str, job_id: str) -> TrainingJob | None:
-        with self._lock:
-            for job in self._by_owner.get(owner, []):
-                if job.id == job_id:
-                    return job
-        return None
-
-    def jobs_of(self, owner: str) -> list[TrainingJob]:
-        """The owner's runs, oldest first."""
-        with self._lock:
-            return list(self._by_owner.get(owner, []))
-
-    def active(self, owner: str) -> TrainingJob | None:
-        """The owner's queued or running job, if any (what a page reattaches to)."""
-        with self._lock:
-            for job in self._by_owner.get(owner, []):
-                if job.state in ACTIVE:
-                    return job
-        return None
-
-    def latest(self, owner: str) -> TrainingJob | None:
-        with self._lock:
-            runs = self._by_owner.get(owner, [])
-            return runs[-1] if runs else None
-
-    def stop(self, owner: str, job_id: str | None = None) -> bool:
-        """Stop the owner's job (the active one by default). Only the owner can stop it."""
-        job = self.get(owner, job_id) if job_id else self.active(owner)
-        if job is None:
-            return False
-        with self._lock:
-            if job in self._queue:
-                self._queue.remove(job)
-                self._renumber()
-                job.cancel()
-                return True
-        job.stop()
-        return True
-
-    def forget(self, owner: str, job_id: str) -> None:
-        """Drop a finished run (and its model) from the owner's list."""
-        with self._lock:
-            runs = self._by_owner.get(owner, [])
-            for job in list(runs):
-                if job.id == job_id and job.state in FINISHED:
-                    runs.remove(job)
-
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return {"running": len(self._running), "queued": len(self._queue),
-                    "max_concurrent": self.max_concurrent}
-
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop everything (tests, server exit) and wait for the threads."""
-        with self._lock:
-            queued = list(self._queue)
-            self._queue.clear()
-            running = list(self._running)
-        for job in queued:
-            job.cancel()
-        for job in running:
-            job.stop()
-        for job in running:
-            job.wait(timeout)
-
-    def _renumber(self) -> None:
-        for i, queued in enumerate(self._queue, start=1):
-            queued.set_queue_position(i)
-
-    def _finished(self, job: TrainingJob) -> None:
-        to_start: list[TrainingJob] = []
-        with self._lock:
-            if job in self._running:
-                self._running.remove(job)
-            while self._queue and len(self._running) < self.max_concurrent:
-                nxt = self._queue.popleft()
-                self._running.append(nxt)
-                to_start.append(nxt)
-            self._renumber()
-        for nxt in to_start:
-            nxt.start(self._finished)
-
-
-_SHARED: JobManager | None = None
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_manager() -> JobManager:
-    """The one JobManager of this server process: every page that trains submits here, so
-    CNNLAB_MAX_JOBS limits all training together."""
-    global _SHARED
-    with _SHARED_LOCK:
-        if _SHARED is None:
-            _SHARED = JobManager()
-        return _SHARED

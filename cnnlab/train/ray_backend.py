@@ -27,14 +27,7 @@ from typing import Any
 
 import ray
 
-from cnnlab.train.jobs import (
-    ACTIVE,
-    FINISHED,
-    JobError,
-    JobSnapshot,
-    JobState,
-    TrainingJob,
-)
+from cnnlab.train.jobs import ACTIVE, FINISHED, JobError, JobSnapshot, JobState, TrainingJob
 from cnnlab.train.ray_cluster import (
     ClusterUnreachable,
     connect,

@@ -25,7 +25,8 @@ from typing import Any
 
 import ray
 
-from cnnlab.train.jobs import ACTIVE, FINISHED, MAX_RUNS_PER_OWNER, JobState
+from cnnlab.train.jobs import ACTIVE, FINISHED, JobState
+from cnnlab.train.manager import MAX_RUNS_PER_OWNER
 from cnnlab.train.meter import BatchPoint
 from cnnlab.train.ray_cluster import NAMESPACE
 from cnnlab.train.ray_worker import train_in_worker

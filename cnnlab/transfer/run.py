@@ -22,15 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cnnlab.train.jobs import (
-    JobManager,
-    JobState,
-    TrainingJob,
-    TrainSetup,
-    random_draws,
-    seeds_itself,
-)
+from cnnlab.train.jobs import JobState, TrainingJob, TrainSetup, random_draws, seeds_itself
 from cnnlab.train.jobs import current_job as job_of_this_thread
+from cnnlab.train.manager import JobManager
 from cnnlab.train.metrics import TestReport, predict_probs, test_report
 from cnnlab.transfer.callbacks import batch_timer
 from cnnlab.transfer.config import TransferConfig
@@ -98,6 +92,7 @@ class TransferRun:
         self.timings: dict[str, float] = {}
         self.batch_seconds: dict[int, list[float]] = {1: [], 2: []}  # per phase, training steps
         self.feature_cache_hit: bool | None = None
+        self.freed = False     # evicted by the runner: nothing left to show
         self.model: keras.Model | None = None
         self.base: keras.Model | None = None
         self.head_model: keras.Model | None = None
@@ -172,6 +167,15 @@ class TransferRun:
     def stop(self) -> None:
         for job in self.jobs():
             job.stop()
+
+    def free(self) -> None:
+        """Let go of the Inception model, the pixels and the cached features (an evicted run;
+        the feature cache is per session and goes with it)."""
+        self.model = self.base = self.head_model = None
+        self.images = None
+        self.pixels = {}
+        self.cache = None
+        self.freed = True
 
     def forget(self, manager: JobManager, owner: str) -> None:
         """Let the runner drop this run's jobs (their models and images)."""
