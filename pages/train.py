@@ -16,6 +16,7 @@ from cnnlab.train.jobs import JobError, JobState, TrainingJob
 from cnnlab.train.metrics import TestReport
 from cnnlab.train.model import job_for, to_inputs
 from cnnlab.ui.explain import explain_progress, explanation_ui, feature_grids_ui
+from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.job_progress import TRAIN_WORDING, progress_ui, progress_view
 from cnnlab.ui.navigation import ensure_app_navigation
 from cnnlab.ui.owner import browser_owner
@@ -85,7 +86,7 @@ def config_ui() -> TrainConfig | None:
         config.validate()
         return config
     except ConfigError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(str(exc)), icon=":material/error:")
         return None
 
 
@@ -94,7 +95,7 @@ def calculator_ui(config: TrainConfig) -> None:
     try:
         stats = config.stats()
     except SpecError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(str(exc)), icon=":material/error:")
         return
     mem = stats.memory
     cols = st.columns(4)
@@ -139,7 +140,7 @@ def controls_ui(config: TrainConfig | None) -> TrainingJob | None:
     buttons[1].button("Stop", key="stop", icon=":material/stop:", disabled=active is None,
                       width="stretch", on_click=stop_training)
     if st.session_state.get("train_error"):
-        st.error(st.session_state.pop("train_error"), icon=":material/error:")
+        st.error(plain(st.session_state.pop("train_error")), icon=":material/error:")
     counts = manager.counts()
     buttons[2].caption(f"Server: {counts['running']} of {counts['max_concurrent']} training "
                        f"slots busy, {counts['queued']} queued (CNNLAB_MAX_JOBS).")
@@ -330,7 +331,7 @@ def mistakes_ui(dataset, analysis: TestReport) -> None:
 
 
 def own_digit_ui(job: TrainingJob, dataset) -> None:
-    from cnnlab.vision.images import UPLOAD_TYPES, ImageError, decode_image
+    from cnnlab.vision.images import MAX_UPLOAD_BYTES, UPLOAD_TYPES, ImageError, decode_image
 
     left, right = st.columns([1, 1.3])
     with left:
@@ -349,12 +350,15 @@ def own_digit_ui(job: TrainingJob, dataset) -> None:
                 image = canvas.image_data
         except ImportError:
             st.caption("Drawing needs streamlit-drawable-canvas; uploading still works.")
-        upload = st.file_uploader("…or upload an image", type=UPLOAD_TYPES, key="digit_upload")
+        limit_mb = MAX_UPLOAD_BYTES // 2**20
+        upload = st.file_uploader(f"…or upload an image (up to {limit_mb} MB)", type=UPLOAD_TYPES,
+                                  key="digit_upload", max_upload_size=limit_mb)
         if upload is not None:
             try:
-                image = decode_image(upload.getvalue(), upload.name)
+                # a digit needs 28x28: decoded small (issue 15: budgets before work)
+                image = decode_image(upload.getvalue(), upload.name, min_side=112)
             except ImageError as exc:
-                st.error(str(exc), icon=":material/error:")
+                st.error(plain(str(exc)), icon=":material/error:")
                 image = None
     with right:
         if image is None:
@@ -417,21 +421,30 @@ def results_ui() -> None:
                         else ":material/draw: Your own image",
                         ":material/stacked_line_chart: Compare runs"])
         with tabs[0]:
-            inside_ui(latest, dataset, analysis)
+            with one_line_errors("Drawing the filters and activations"):
+                inside_ui(latest, dataset, analysis)
         with tabs[1]:
-            confusion_ui(dataset, analysis)
-            explain_digit_ui(latest, dataset, analysis)
-            features_ui(latest, dataset)
+            with one_line_errors("Drawing the confusion matrix"):
+                confusion_ui(dataset, analysis)
+            with one_line_errors("Explaining a test image"):
+                explain_digit_ui(latest, dataset, analysis)
+            with one_line_errors("Visualizing the features"):
+                features_ui(latest, dataset)
         with tabs[2]:
-            mistakes_ui(dataset, analysis)
+            with one_line_errors("Showing the worst mistakes"):
+                mistakes_ui(dataset, analysis)
         with tabs[3]:
-            own_digit_ui(latest, dataset)
+            with one_line_errors("Classifying your image"):
+                own_digit_ui(latest, dataset)
         with tabs[4]:
-            compare_ui()
-        download_ui(latest)
+            with one_line_errors("Comparing the runs"):
+                compare_ui()
+        with one_line_errors("Offering the model"):
+            download_ui(latest)
     elif runs.ended_runs(manager.jobs_of(owner), with_model=True):
         st.divider()
-        compare_ui()
+        with one_line_errors("Comparing the runs"):
+            compare_ui()
 
 
 intro_ui()
@@ -440,7 +453,8 @@ owner = browser_owner(st.query_params, st.session_state, "train")
 manager = shared_manager()
 config = config_ui()
 if config is not None:
-    calculator_ui(config)
+    with one_line_errors("The memory and time estimate"):
+        calculator_ui(config)
 active = controls_ui(config)
 live_ui(active)
 results_ui()
