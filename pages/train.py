@@ -12,14 +12,21 @@ from cnnlab.train.config import OPTIMIZERS, TrainConfig, dense_preset
 from cnnlab.train.digit import predict_one, preprocess_digit
 from cnnlab.train.inside import activation_maps, conv_layers, first_layer_filters
 from cnnlab.train.backend import shared_manager
-from cnnlab.train.jobs import JobError, JobState, TrainingJob
+from cnnlab.train.jobs import ACTIVE, JobError, JobState, TrainingJob
 from cnnlab.train.metrics import TestReport
 from cnnlab.train.model import job_for, to_inputs
 from cnnlab.ui.explain import explain_progress, explanation_ui, feature_grids_ui
 from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.job_progress import TRAIN_WORDING, progress_ui, progress_view
 from cnnlab.ui.navigation import ensure_app_navigation
-from cnnlab.ui.owner import browser_owner
+from cnnlab.ui.owner import (
+    linked_run,
+    page_owner,
+    run_in_view,
+    show_run_in_url,
+    watch_notice_ui,
+    watch_own_run,
+)
 from cnnlab.ui.safe import plain
 from cnnlab.vision.explain import lab as explain_lab
 
@@ -120,9 +127,11 @@ def start_training() -> None:
     if config is None:
         return
     try:
-        manager.submit(owner, job_for(config))
+        job = manager.submit(owner, job_for(config))
     except (JobError, ConfigError) as exc:
         st.session_state["train_error"] = str(exc)
+        return
+    watch_own_run(job)      # the URL names the new run (a link to it is a link to watch)
 
 
 def stop_training() -> None:
@@ -137,8 +146,9 @@ def controls_ui(config: TrainConfig | None) -> TrainingJob | None:
     buttons[0].button("Train", key="train", type="primary", icon=":material/play_arrow:",
                       disabled=config is None or active is not None, width="stretch",
                       on_click=start_training)
-    buttons[1].button("Stop", key="stop", icon=":material/stop:", disabled=active is None,
-                      width="stretch", on_click=stop_training)
+    if not run_view.watching:   # someone else's run is not this browser's to stop
+        buttons[1].button("Stop", key="stop", icon=":material/stop:", disabled=active is None,
+                          width="stretch", on_click=stop_training)
     if st.session_state.get("train_error"):
         st.error(plain(st.session_state.pop("train_error")), icon=":material/error:")
     counts = manager.counts()
@@ -148,7 +158,7 @@ def controls_ui(config: TrainConfig | None) -> TrainingJob | None:
 
 
 def live_panel() -> None:
-    job = manager.active(owner) or manager.latest(owner)
+    job = run_view.job if run_view.watching else manager.active(owner) or manager.latest(owner)
     if job is None:
         st.caption("Press **Train** to start. The chart updates twice a second.")
         return
@@ -246,10 +256,11 @@ def explain_digit_ui(job: TrainingJob, dataset, analysis: TestReport) -> None:
     x = to_inputs(dataset.x_test[index:index + 1])[0]
     report = runs.explanation_of(job, index, x, class_index, options, compute=False)
     explain_clicked = go.button("Explain", key="explain_digit_go", icon=":material/travel_explore:",
-                                disabled=report is not None, width="stretch")
+                                disabled=report is not None or run_view.watching, width="stretch")
     sanity_clicked = sanity.button("Sanity check", key="explain_digit_sanity",
                                    icon=":material/shuffle:", width="stretch",
-                                   disabled=report is not None and report.sanity is not None,
+                                   disabled=run_view.watching or report is not None
+                                   and report.sanity is not None,
                                    help="Re-draw the layers' weights, top first (Adebayo et "
                                         "al. 2018): do the maps change?")
     if explain_clicked or sanity_clicked:
@@ -275,6 +286,9 @@ def features_ui(job: TrainingJob, dataset) -> None:
                 "the first two conv layers and every class, an image optimised by gradient "
                 "ascent to excite it most (smooth, decorrelated images, jittered each step).")
     features = runs.features_of(job, compute=False)
+    if features is None and run_view.watching:
+        st.caption("Not visualized by the run's owner yet.")
+        return
     if features is None:
         if not st.button("Visualize the features", key="features_go",
                          icon=":material/visibility:",
@@ -404,8 +418,9 @@ def download_ui(job: TrainingJob) -> None:
 
 
 def results_ui() -> None:
-    """After training: inside the latest run, or only the comparison of earlier runs."""
-    latest = manager.latest(owner)
+    """After training: inside the latest run (or the watched one, read-only: no comparison
+    with this browser's runs, no download), or only the comparison of earlier runs."""
+    latest = run_view.job if run_view.watching else manager.latest(owner)
     if runs.inspectable(latest):
         st.divider()
         st.header("Inside the trained network")
@@ -419,42 +434,51 @@ def results_ui() -> None:
                         ":material/report: Worst mistakes",
                         ":material/draw: Your digit" if dataset.name == "mnist"
                         else ":material/draw: Your own image",
-                        ":material/stacked_line_chart: Compare runs"])
+                        ":material/stacked_line_chart: Compare runs"][:4 if run_view.watching else 5])
         with tabs[0]:
             with one_line_errors("Drawing the filters and activations"):
                 inside_ui(latest, dataset, analysis)
-        with tabs[1]:
-            with one_line_errors("Drawing the confusion matrix"):
-                confusion_ui(dataset, analysis)
             with one_line_errors("Explaining a test image"):
                 explain_digit_ui(latest, dataset, analysis)
             with one_line_errors("Visualizing the features"):
                 features_ui(latest, dataset)
+        with tabs[1]:
+            with one_line_errors("Drawing the confusion matrix"):
+                confusion_ui(dataset, analysis)
         with tabs[2]:
             with one_line_errors("Showing the worst mistakes"):
                 mistakes_ui(dataset, analysis)
         with tabs[3]:
             with one_line_errors("Classifying your image"):
                 own_digit_ui(latest, dataset)
+        if run_view.watching:
+            return
         with tabs[4]:
             with one_line_errors("Comparing the runs"):
                 compare_ui()
         with one_line_errors("Offering the model"):
             download_ui(latest)
-    elif runs.ended_runs(manager.jobs_of(owner), with_model=True):
+    elif not run_view.watching and runs.ended_runs(manager.jobs_of(owner), with_model=True):
         st.divider()
         with one_line_errors("Comparing the runs"):
             compare_ui()
 
 
 intro_ui()
-# Whose jobs: a token in the URL survives a refresh; session_state survives page switches.
-owner = browser_owner(st.query_params, st.session_state, "train")
+# Whose runs: the browser's cookie (a refresh keeps control) and session_state (page switches).
+# The URL names only the run shown: a shared link lets others watch it, read-only.
+owner = page_owner("train")
 manager = shared_manager()
+run_view = run_in_view(manager, owner, linked_run())
+show_run_in_url(run_view)
 config = config_ui()
 if config is not None:
     with one_line_errors("The memory and time estimate"):
         calculator_ui(config)
 active = controls_ui(config)
-live_ui(active)
+watch_notice_ui(run_view)
+if run_view.watching:   # polled while the watched run trains
+    live_ui(run_view.job if run_view.job.state in ACTIVE else None)
+else:
+    live_ui(active)
 results_ui()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.train import jobs
+from cnnlab.train.manager import shared_manager
 from tests.apptest import app_at, run_isolated, run_until
 
 
@@ -14,7 +14,7 @@ def offline(monkeypatch):
     # No download attempt: the offline MNIST sample, as in the lecture hall.
     monkeypatch.setenv("CNNLAB_OFFLINE", "1")
     yield
-    jobs.shared_manager().shutdown()
+    shared_manager().shutdown()
 
 
 def small(at):
@@ -48,18 +48,32 @@ def test_calculator_numbers_before_training():
     assert not at.error and not at.button(key="train").disabled
 
 
-def test_train_live_reattach_stop_then_look_inside():
+@pytest.fixture
+def browser_cookies(monkeypatch):
+    """The cookies the next AppTest session's browser sends (AppTest cannot send any)."""
+    from cnnlab.ui import owner
+
+    cookies: dict[str, str] = {}
+    monkeypatch.setattr(owner, "request_cookies", lambda: cookies)
+    return cookies
+
+
+def test_train_live_reattach_stop_then_look_inside(browser_cookies):
     """One short training serves the whole story (training is the slow part on 2 cores)."""
+    from cnnlab.ui.owner import OWNER_COOKIE
+
     at = app_at("pages/train.py")
     at.number_input(key="epochs").set_value(50)
     at.number_input(key="f1").set_value(4)
     at.number_input(key="f2").set_value(8)
     at.selectbox(key="batch").set_value(128)
     at.run()
-    token = at.query_params["owner"]
+    token = at.session_state["train_owner"]
     at.button(key="train").click().run(timeout=60)
-    job = jobs.shared_manager().active(f"{token}:train")
+    job = shared_manager().active(f"{token}:train")
     assert job is not None and job.config["epochs"] == 50
+    # The URL names the run, never the owner's token (the credential is the cookie).
+    assert at.query_params["run"] == job.id and "owner" not in at.query_params
     # The live panel gains points while Keras trains.
     at = run_until(at, lambda a: len(job.snapshot().batches) >= 3 and a.progress
                    and "training" in a.progress[0].text)
@@ -67,27 +81,41 @@ def test_train_live_reattach_stop_then_look_inside():
     n = len(job.snapshot().batches)
     run_until(at, lambda a: len(job.snapshot().batches) > n)
 
-    # A refresh: a new session that only knows the URL's token reattaches to the same job.
+    # A refresh: a new session whose browser sends the owner cookie reattaches to the job.
     from streamlit.testing.v1 import AppTest
 
     from tests.apptest import APP
 
+    browser_cookies[OWNER_COOKIE] = token
     again = AppTest.from_file(APP, default_timeout=60)
-    again.query_params["owner"] = token
+    again.query_params["run"] = job.id
     again.run()
     again.switch_page("pages/train.py").run()
     assert again.button(key="train").disabled and not again.button(key="stop").disabled
     assert again.subheader[0].value == job.label
     # Another browser sees no job and has nothing to stop.
+    browser_cookies.clear()
     other = app_at("pages/train.py")
-    assert other.query_params["owner"] != token
+    assert other.session_state["train_owner"] != token
     assert not other.subheader and other.button(key="stop").disabled
+    # Another browser with the shared link watches: the same run and its curve, labelled as
+    # someone else's, no Stop; its own Train is free.
+    watcher = AppTest.from_file(APP, default_timeout=60)
+    watcher.query_params["run"] = job.id
+    watcher.run()
+    watcher = run_until(watcher.switch_page("pages/train.py"),
+                        lambda a: a.subheader and a.progress)
+    assert watcher.subheader[0].value == job.label
+    assert any("Someone else's run" in i.value for i in watcher.info)
+    assert "stop" not in [b.key for b in watcher.button]
+    assert not watcher.button(key="train").disabled
+    assert watcher.query_params["run"] == job.id
 
     # Stop from the reattached session: the partly trained model is kept and examined.
     again.button(key="stop").click().run(timeout=60)
     assert job.wait(10) and job.state == "stopped"
     again = run_until(again, lambda a: a.progress and "stopped" in a.progress[0].text)
-    assert len(jobs.shared_manager().jobs_of(f"{token}:train")) == 1     # no duplicate
+    assert len(shared_manager().jobs_of(f"{token}:train")) == 1     # no duplicate
     assert [t.label.split(" ", 1)[1] for t in again.tabs] == [
         "Filters & activations", "Confusion matrix", "Worst mistakes", "Your digit",
         "Compare runs"]
@@ -99,10 +127,16 @@ def test_train_live_reattach_stop_then_look_inside():
     assert shown.startswith(f"{int(analysis.confusion[4, 4]):,} test images are 4")
     assert again.get("download_button")[0].proto.label == "Download the model (.keras)"
     assert not again.exception
+    # The watcher sees the results read-only: no comparison with its own runs, no download.
+    watcher = run_until(watcher, lambda a: len(a.tabs) == 4)
+    assert [t.label.split(" ", 1)[1] for t in watcher.tabs] == [
+        "Filters & activations", "Confusion matrix", "Worst mistakes", "Your digit"]
+    assert not watcher.get("download_button") and "stop" not in [b.key for b in watcher.button]
+    assert watcher.button(key="explain_digit_go").disabled
 
 
 def test_queue_position_is_shown(monkeypatch):
-    manager = jobs.shared_manager()
+    manager = shared_manager()
     monkeypatch.setattr(manager, "max_concurrent", 0)    # every slot taken
     at = small(app_at("pages/train.py"))
     at.button(key="train").click().run(timeout=60)
@@ -123,9 +157,9 @@ def test_explain_a_test_digit_and_visualize_features_after_a_short_run():
     from cnnlab.vision.explain.lab import page_options
 
     at = small(app_at("pages/train.py"))
-    token = at.query_params["owner"]
+    token = at.session_state["train_owner"]
     at.button(key="train").click().run(timeout=60)
-    job = jobs.shared_manager().active(f"{token}:train")
+    job = shared_manager().active(f"{token}:train")
     at = run_until(at, lambda a: job.snapshot().finished and len(a.tabs) == 5, timeout=300)
     assert job.state == "done"
     assert not job.extras.get("explanations") and "features" not in job.extras  # on demand

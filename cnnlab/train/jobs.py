@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import itertools
 import math
+import secrets
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -161,7 +162,9 @@ class TrainingJob:
     def __init__(self, build: Callable[[], TrainSetup], *, seed: int | None = None,
                  dtype_policy: str = "float32", label: str = "", config: Mapping | None = None,
                  max_batch_points: int = 20_000) -> None:
-        self.id = f"job-{next(_ids)}"
+        # Unguessable: a page link names a run by its id (`?run=`), and only links that were
+        # shared should let anyone else watch it.
+        self.id = f"job-{next(_ids)}-{secrets.token_hex(4)}"
         self.label = label or self.id
         self.seed = seed
         self.dtype_policy = dtype_policy

@@ -103,6 +103,16 @@ class JobManager:
                     return job
         return None
 
+    def find(self, job_id: str) -> TrainingJob | None:
+        """The run with this id, whoever owns it: a shared link lets others watch it (the
+        page shows it read-only; only `owner` may stop it)."""
+        with self._lock:
+            for runs in self._by_owner.values():
+                for job in runs:
+                    if job.id == job_id:
+                        return job
+        return None
+
     def jobs_of(self, owner: str) -> list[TrainingJob]:
         """The owner's runs, oldest first."""
         self.evict()

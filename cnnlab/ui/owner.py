@@ -1,33 +1,183 @@
-"""Whose training jobs these are: a per-browser owner token, kept where a page can find it.
+"""Whose training runs these are, and who may only watch them.
 
-The job runner (cnnlab.train.jobs) knows owners only as opaque names; this is where a page
-gets one. The token lives in the URL's query string, so a refresh (a new Streamlit session)
-reattaches to the running job, and in session_state, so a page switch that drops the query
-string keeps it. One token serves every page that trains.
+A browser's owner token is its credential for its runs (Train, Stop, Use in Classify,
+downloads). It lives in a cookie, `cnnlab_owner`, read from the request with
+`st.context.cookies` and written once per browser with extra-streamlit-components'
+CookieManager, so a refresh (a new Streamlit session) keeps control; and in session_state,
+so a page switch, and the first session before its cookie comes back, keep it too. The URL
+carries only the run's id (`?run=ID`): a shared link lets others watch the run, read-only,
+never control it (issue 10).
+
+    owner = page_owner("train")                       # "<token>:train"
+    view = run_in_view(manager, owner, linked_run())  # the run to show, and whose it is
+    show_run_in_url(view)
+
+The job runner (cnnlab.train.manager) knows owners only as opaque names; `run_in_view` is
+pure (tests call it with any manager), the rest talks to Streamlit.
 """
 
 from __future__ import annotations
 
+import datetime
+import re
 import secrets
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
 
-OWNER_PARAM = "owner"          # the URL query parameter that carries the token
+OWNER_COOKIE = "cnnlab_owner"   # the browser's owner token (the credential)
+RUN_PARAM = "run"               # the URL's query parameter: the run shown (watchable)
+LEGACY_OWNER_PARAM = "owner"    # where the token used to live; removed from the URL
+COOKIE_DAYS = 30
 _OWNER_STATE_KEY = "train_owner"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def new_owner_token() -> str:
-    """An unguessable per-browser token (pages keep it in the URL's query string)."""
+    """An unguessable per-browser token (16 URL-safe characters, 96 random bits)."""
     return secrets.token_urlsafe(12)
 
 
-def browser_owner(query_params: MutableMapping, session_state: MutableMapping,
+def valid_token(value: Any) -> bool:
+    """Whether `value` looks like a token we issued (anything else in a cookie is ignored)."""
+    return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
+
+
+def browser_owner(cookies: Mapping[str, str], session_state: MutableMapping,
                   page: str) -> str:
-    """This browser's owner name for `page`'s jobs ("<token>:<page>"): the URL's token, else
-    this session's, else a new one; written back to both."""
-    token = query_params.get(OWNER_PARAM) or session_state.get(_OWNER_STATE_KEY)
-    if not token:
+    """This browser's owner name for `page`'s runs ("<token>:<page>"): this session's token,
+    else the cookie's (a refresh), else a new one; kept in the session."""
+    token = session_state.get(_OWNER_STATE_KEY)
+    if not valid_token(token):
+        token = cookies.get(OWNER_COOKIE)
+    if not valid_token(token):
         token = new_owner_token()
     session_state[_OWNER_STATE_KEY] = token
-    if query_params.get(OWNER_PARAM) != token:
-        query_params[OWNER_PARAM] = token
     return f"{token}:{page}"
+
+
+def find_run(manager: Any, run_id: str) -> Any | None:
+    """The run with this id, whoever owns it (None if the server does not have it)."""
+    find = getattr(manager, "find", None)
+    return find(run_id) if find is not None else None
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What a page shows: `job` (None: nothing yet) and whether this browser owns it.
+
+    `own=False`: someone else's run, opened from a shared link: the chart, the progress and
+    the results, read-only; no Stop, no Use in Classify, no downloads. `missing` is the id
+    of a linked run the server does not have (ended and let go, or a wrong link)."""
+
+    job: Any | None
+    own: bool = True
+    missing: str | None = None
+
+    @property
+    def watching(self) -> bool:
+        return self.job is not None and not self.own
+
+
+def run_in_view(manager: Any, owner: str, linked: str | None) -> RunView:
+    """The run a page shows for `owner` when the URL names `linked`: the linked run when it
+    is someone else's (watched), else the owner's active or latest run."""
+    mine = manager.active(owner) or manager.latest(owner)
+    if not linked or (mine is not None and mine.id == linked):
+        return RunView(mine)
+    job = find_run(manager, linked)
+    if job is None:
+        return RunView(mine, missing=linked)
+    if getattr(job, "owner", None) == owner:
+        return RunView(mine)           # an older run of this browser: show the latest
+    return RunView(job, own=False)
+
+
+# ---- the Streamlit side ----------------------------------------------------------------------
+def request_cookies() -> Mapping[str, str]:
+    """The cookies the browser sent when this session opened."""
+    import streamlit as st
+
+    return st.context.cookies
+
+
+def page_owner(page: str) -> str:
+    """This browser's owner name for `page` (see `browser_owner`); writes the cookie when the
+    browser did not send it, and drops a token left in the URL by an older version."""
+    import streamlit as st
+
+    cookies = request_cookies()
+    owner = browser_owner(cookies, st.session_state, page)
+    token = owner.rsplit(":", 1)[0]
+    if cookies.get(OWNER_COOKIE) != token:
+        remember_in_browser(token)
+    if LEGACY_OWNER_PARAM in st.query_params:
+        del st.query_params[LEGACY_OWNER_PARAM]
+    return owner
+
+
+def remember_in_browser(token: str) -> None:
+    """Set the owner cookie in this browser (extra-streamlit-components' CookieManager: an
+    invisible component; path /, SameSite=Strict). Drawn on every run of a session whose
+    request lacked the cookie; the component writes it once."""
+    try:
+        import extra_streamlit_components as stx
+    except ImportError:      # the session's token still works until the tab is closed
+        return
+    expires = datetime.datetime.now() + datetime.timedelta(days=COOKIE_DAYS)
+    stx.CookieManager(key="cnnlab_cookies").set(OWNER_COOKIE, token, key="cnnlab_owner_set",
+                                                expires_at=expires, same_site="strict")
+
+
+def linked_run() -> str | None:
+    """The run id the URL names (`?run=ID`), if any."""
+    import streamlit as st
+
+    value = st.query_params.get(RUN_PARAM)
+    return value or None
+
+
+def show_run_in_url(view: RunView) -> None:
+    """Put the shown run's id in the URL (a link to share is a link to watch); a link to a
+    run the server no longer has is left as it is, so the page can say so."""
+    import streamlit as st
+
+    if view.missing is not None:
+        return
+    if view.job is None:
+        if RUN_PARAM in st.query_params:
+            del st.query_params[RUN_PARAM]
+    elif st.query_params.get(RUN_PARAM) != view.job.id:
+        st.query_params[RUN_PARAM] = view.job.id
+
+
+def watch_own_run(job: Any) -> None:
+    """After this browser starts a run (a button callback): show it, not a watched one."""
+    import streamlit as st
+
+    st.query_params[RUN_PARAM] = job.id
+
+
+
+def stop_watching() -> None:
+    """Back to this browser's own runs (a button callback): the URL stops naming another's."""
+    import streamlit as st
+
+    if RUN_PARAM in st.query_params:
+        del st.query_params[RUN_PARAM]
+
+
+def watch_notice_ui(view: RunView) -> None:
+    """Say whose run the page shows when a link named someone else's, or one that is gone."""
+    import streamlit as st
+
+    if view.missing is not None:
+        st.warning("The run in this link is not on the server any more (runs are let go some "
+                   "time after they end), or the link is wrong.", icon=":material/link_off:")
+    elif view.watching:
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.info("**Someone else's run**: you are watching it, read-only. Its chart, progress "
+                  "and results update here; your own Train button is free.",
+                  icon=":material/visibility:")
+        right.button("Show my runs", key="stop_watching", icon=":material/person:",
+                     on_click=stop_watching, width="stretch")
