@@ -35,7 +35,14 @@ from cnnlab.transfer.run import TransferRun
 from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.job_progress import TRANSFER_WORDING, progress_ui, progress_view
 from cnnlab.ui.navigation import ensure_app_navigation
-from cnnlab.ui.owner import browser_owner
+from cnnlab.ui.owner import (
+    linked_run,
+    page_owner,
+    run_in_view,
+    show_run_in_url,
+    watch_notice_ui,
+    watch_own_run,
+)
 from cnnlab.ui.safe import error_line, plain
 from cnnlab.vision.custom_model import SESSION_KEY as CLASSIFY_KEY
 
@@ -49,9 +56,12 @@ st.markdown(
     "what a classifier needs to know about images is already in the pretrained filters."
 )
 
-# Whose jobs: a token in the URL survives a refresh; session_state survives page switches.
-owner = browser_owner(st.query_params, st.session_state, "transfer")
+# Whose runs: the browser's cookie (a refresh keeps control) and session_state (page switches).
+# The URL names only the run shown: a shared link lets others watch it, read-only.
+owner = page_owner("transfer")
 manager = shared_manager()
+run_view = run_in_view(manager, owner, linked_run())
+show_run_in_url(run_view)
 
 
 @st.cache_resource(scope="session", on_release=lambda ws: ws.cleanup(), show_spinner=False)
@@ -309,6 +319,7 @@ def start_training(dataset: ImageFolder, split: Split, config: TransferConfig,
     except (jobs.JobError, ConfigError) as exc:
         st.session_state["transfer_error"] = str(exc)
         return
+    watch_own_run(st.session_state["transfer_run"].phase1)   # the URL names the new run
     st.session_state["transfer_live"] = True
 
 
@@ -332,6 +343,28 @@ def job_panel(job: TrainingJob, stage: str, stage_progress: float) -> None:
     progress_ui(view)
     if snap.batches:
         st.plotly_chart(charts.live_figure(snap), width="stretch", key=f"transfer_live_{snap.id}")
+
+
+def watched_ui(job: TrainingJob) -> None:
+    """Someone else's run from a shared link, read-only: its progress, curves and test
+    accuracy; no Stop, no download, no Use in Classify."""
+    other = run_of(job.owner)
+    if other is None or job.id not in {j.id for j in other.jobs()}:
+        return
+    st.header("Someone else's run", divider="gray")
+    st.fragment(run_every=None if other.finished else 0.5)(watched_panel)(other)
+
+
+def watched_panel(other: TransferRun) -> None:
+    stage, progress = other.status()
+    for job in other.jobs():
+        job_panel(job, stage, progress)
+    report = other.report()
+    if report is not None:
+        st.metric("Test accuracy", f"{report.accuracy:.1%}", help=f"{len(report.y_true)} test "
+                  f"images; chance is {1 / len(report.class_names):.1%}")
+        st.plotly_chart(charts.confusion_figure(report.confusion, report.class_names),
+                        width="stretch", key="transfer_watched_confusion")
 
 
 def live_panel() -> None:
@@ -481,6 +514,10 @@ if run is not None and run.freed:   # let go after CNNLAB_RUN_TTL (issue 10)
     run = None
 st.session_state["transfer_run"] = run
 
+watch_notice_ui(run_view)
+if run_view.watching:
+    with one_line_errors("Showing the run"):
+        watched_ui(run_view.job)
 dataset = source_ui(workspace)
 with one_line_errors("Counting the classes"):
     classes_ui(dataset)

@@ -82,6 +82,24 @@ def test_upload_train_fast_results_and_handoff():
     assert "faster" in " ".join(m.value for m in at.markdown)
     assert [h.value for h in at.header][-2:] == ["6. How well does it classify?", "7. Keep it"]
 
+    # The URL names the run (never the owner): another browser opening it watches, read-only.
+    from streamlit.testing.v1 import AppTest
+
+    from tests.apptest import APP
+
+    assert at.query_params["run"] == run.phase1.id and "owner" not in at.query_params
+    watcher = AppTest.from_file(APP, default_timeout=120)
+    watcher.query_params["run"] = run.phase1.id
+    watcher.run()
+    watcher.switch_page(PAGE).run()
+    assert not watcher.exception, [e.value for e in watcher.exception]
+    assert "Someone else's run" in [h.value for h in watcher.header]
+    assert watcher.subheader[0].value == run.phase1.label
+    assert {m.label: m.value for m in watcher.metric}["Test accuracy"] == f"{report.accuracy:.1%}"
+    keys = [b.key for b in watcher.button]
+    assert "transfer_use" not in keys and "transfer_stop" not in keys
+    assert not watcher.get("download_button")
+
     at.button(key="transfer_use").click().run(timeout=60)
     handoff = at.session_state["classify_custom_model"]
     assert handoff["labels"] == ["cat", "coffee", "rocket"] and handoff["image_size"] == 75

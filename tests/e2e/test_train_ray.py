@@ -45,9 +45,9 @@ def test_train_on_ray_streams_reattaches_after_refresh_and_stops(ray_url, page):
     progress = page.locator("[data-testid='stProgress']").first.inner_text()
     assert "training" in progress and "images/s" in progress
 
-    # A refresh is a new Streamlit session: the owner token in the URL finds the run again,
-    # still training on its worker.
-    assert "owner=" in page.url
+    # A refresh is a new Streamlit session: the owner cookie finds the run again (the URL
+    # names only the run), still training on its worker.
+    assert "run=" in page.url and "owner=" not in page.url
     page.reload()
     wait_for_app_run(page, 60_000)
     assert page.get_by_role("button", name="Stop", exact=True).is_enabled()
