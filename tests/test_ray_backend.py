@@ -118,6 +118,7 @@ SECOND_SERVER = textwrap.dedent("""
         "label": job.label, "points": len(job.snapshot().batches),
         "other_owner_sees": [j.id for j in manager.jobs_of("mallory")],
         "other_owner_gets": manager.get("mallory", run_id) is not None,
+        "a_watch_link_finds": manager.find(run_id) is job,
         "other_owner_stops": manager.stop("mallory", run_id),
         "owner_stops": manager.stop(owner, run_id),
     }))
@@ -135,6 +136,7 @@ def test_a_second_server_finds_watches_and_stops_the_run(ray_cluster, ray_manage
     seen = json.loads(proc.stdout.splitlines()[-1])
     assert seen["found"] and seen["label"] == "slow run" and seen["points"] >= 5
     assert seen["other_owner_sees"] == [] and not seen["other_owner_gets"]
+    assert seen["a_watch_link_finds"]          # to watch, read-only: Stop is the owner's
     assert not seen["other_owner_stops"] and seen["owner_stops"]
     assert job.wait(30) and job.state == "stopped"
 

@@ -115,7 +115,7 @@ class RayJob:
         return not self.snapshot().finished
 
     def stop(self) -> None:
-        """Ask the run to stop (within a batch once the worker hears it, every 0.1 s)."""
+        """Ask the run to stop (after its batch, once the worker hears it: every 0.25 s)."""
         with self._lock:
             self._stop_requested = True
         self._call(self._hub.stop.remote(self.owner, self.id))
@@ -277,6 +277,12 @@ class RayJobManager:
             return None
         return self._proxy(view)
 
+    def find(self, job_id: str) -> RayJob | None:
+        """The run with this id, whoever owns it (a shared link watches it; only its owner
+        may stop it: the registry checks)."""
+        view = self._read(self._hub.poll.remote(job_id, 0), None)
+        return None if view is None else self._proxy(view)
+
     def jobs_of(self, owner: str) -> list[RayJob]:
         """The owner's runs, oldest first (from the cluster's registry)."""
         return [self._proxy(view) for view in self._read(self._hub.runs_of.remote(owner), [])]
@@ -304,6 +310,16 @@ class RayJobManager:
             job = self._proxies.get(job_id)
             if job is not None and job.state in FINISHED:
                 del self._proxies[job_id]
+
+    def release_owner(self, owner: str) -> None:
+        """The owner's last browser session ended: its finished runs leave the cluster."""
+        for job in self.jobs_of(owner):
+            if job.state in FINISHED:
+                self.forget(owner, job.id)
+
+    def evict(self, now: float | None = None) -> int:
+        """Nothing to do here: the registry keeps MAX_RUNS_PER_OWNER runs per owner."""
+        return 0
 
     @property
     def max_concurrent(self) -> int:

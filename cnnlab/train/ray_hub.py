@@ -136,7 +136,7 @@ class RunHub:
 
     # ---- the training task ------------------------------------------------------------------
     def push(self, run_id: str, update: dict) -> bool:
-        """What the worker streams (every 0.1 s): its process, the snapshot's fields, the new
+        """What the worker streams (every 0.25 s): its process, the snapshot's fields, the new
         batch points. Returns whether the run should stop."""
         run = self._runs.get(run_id)
         if run is None:

@@ -56,7 +56,7 @@ def test_train_on_ray_streams_reattaches_after_refresh_and_stops(ray_url, page):
     wait_for_points(page, seen, 30)
     page.screenshot(path=f"{SHOTS}/train-ray-reattached.png")
 
-    # Stop: the worker hears it within 0.1 s and ends after the batch; the page redraws
+    # Stop: the worker hears it within 0.25 s and ends after the batch; the page redraws
     # twice a second.
     t0 = time.monotonic()
     page.get_by_role("button", name="Stop", exact=True).click()
