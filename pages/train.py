@@ -467,8 +467,8 @@ def results_ui() -> None:
 intro_ui()
 # Whose runs: the browser's cookie (a refresh keeps control) and session_state (page switches).
 # The URL names only the run shown: a shared link lets others watch it, read-only.
-owner = page_owner("train")
 manager = shared_manager()
+owner = page_owner("train", manager)   # its runs are let go once its last session has ended
 run_view = run_in_view(manager, owner, linked_run())
 show_run_in_url(run_view)
 config = config_ui()

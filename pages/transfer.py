@@ -58,8 +58,8 @@ st.markdown(
 
 # Whose runs: the browser's cookie (a refresh keeps control) and session_state (page switches).
 # The URL names only the run shown: a shared link lets others watch it, read-only.
-owner = page_owner("transfer")
 manager = shared_manager()
+owner = page_owner("transfer", manager)   # its runs are let go once its last session has ended
 run_view = run_in_view(manager, owner, linked_run())
 show_run_in_url(run_view)
 

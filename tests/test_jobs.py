@@ -388,3 +388,66 @@ def test_a_released_owner_keeps_nothing_and_its_running_job_goes_when_it_ends():
     finally:
         release.set()
         manager.shutdown()
+
+
+def test_runs_are_let_go_when_the_owners_last_session_ends_not_on_a_refresh():
+    """Issue 10: a finished run is freed when its owner's session ends. A refresh closes the
+    old session before the new one opens: within the grace period nothing is let go (the
+    running job keeps its results too); once the last session is gone, the runs go, the
+    owner is forgotten and the model's memory is collected."""
+    import gc
+    import threading
+    import weakref
+
+    from cnnlab.ui.owner import OwnerSessions
+
+    later = []
+    sessions = OwnerSessions(grace_s=30, schedule=lambda delay, fn: later.append((delay, fn)))
+    manager = JobManager(max_concurrent=2)
+    release = threading.Event()
+    inner = tiny_build(epochs=1, n=64, evaluate=False)
+
+    def waiting_build() -> TrainSetup:
+        assert release.wait(60)
+        return inner()
+
+    try:
+        sessions.opened(manager, "a")
+        (done,) = finished_runs(manager, "a", 1)
+        running = manager.submit("a", TrainingJob(waiting_build))
+        sessions.closed(manager, "a")              # a refresh: the old session ends...
+        sessions.opened(manager, "a")              # ...and the new one opens
+        for _, fn in later:
+            fn()                                   # the grace period ran out
+        later.clear()
+        release.set()
+        assert running.wait(60)
+        assert manager.jobs_of("a") == [done, running] and done.model is not None
+        model = weakref.ref(done.model)
+        # The tab is closed: after the grace period the runs go, models and all.
+        sessions.closed(manager, "a")
+        assert sessions.open_sessions("a") == 0 and manager.jobs_of("a") == [done, running]
+        ((delay, fn),) = later
+        assert delay == 30
+        fn()
+        assert manager.kept() == 0 and manager.latest("a") is None
+        assert done.model is None and running.model is None and running.extras == {}
+        gc.collect()
+        assert model() is None                     # nothing else held the trained model
+    finally:
+        release.set()
+        manager.shutdown()
+
+
+def test_a_shortened_ttl_shortens_the_wait_after_the_last_session():
+    from cnnlab.ui.owner import OwnerSessions
+
+    later = []
+    sessions = OwnerSessions(grace_s=30, schedule=lambda delay, fn: later.append((delay, fn)))
+    manager = JobManager(max_concurrent=1, ttl_s=5)
+    sessions.opened(manager, "a")
+    sessions.opened(manager, "a")                  # two tabs
+    sessions.closed(manager, "a")
+    assert later == []                             # one is still open
+    sessions.closed(manager, "a")
+    assert [delay for delay, _ in later] == [5]

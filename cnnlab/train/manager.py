@@ -166,6 +166,11 @@ class JobManager:
             self._released.add(owner)
             self._drop(owner, [j for j in self._by_owner.get(owner, []) if j.state in FINISHED])
 
+    def retain_owner(self, owner: str) -> None:
+        """A session of the owner is open (again): keep its runs after all."""
+        with self._lock:
+            self._released.discard(owner)
+
     def evict(self, now: float | None = None) -> int:
         """Drop finished runs past the TTL, then the oldest beyond the server-wide cap.
         Returns how many were dropped."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import math
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,6 +119,21 @@ def settle_keras(keras) -> None:
         clear_session.__doc__ = original.__doc__
         clear_session.__wrapped__ = original
         keras.backend.clear_session = clear_session
+
+
+def release_memory() -> None:
+    """After runs were let go: collect their models (Keras layers hold reference cycles, and
+    an idle server may not run a full collection for a long time), resetting Keras' global
+    state first when no job is building or training. The check and the reset happen under
+    the lock a starting job takes, so none starts meanwhile."""
+    keras = sys.modules.get("keras")
+    with _KERAS_LOCK:
+        if keras is not None and _KERAS_SETTLED and _TRAINING == 0:
+            original = getattr(keras.backend.clear_session, "__wrapped__", None)
+            if original is not None:
+                original(free_memory=True)      # Keras' reset, then gc.collect()
+                return
+    gc.collect()
 
 
 @contextmanager

@@ -8,12 +8,15 @@ so a page switch, and the first session before its cookie comes back, keep it to
 carries only the run's id (`?run=ID`): a shared link lets others watch the run, read-only,
 never control it (issue 10).
 
-    owner = page_owner("train")                       # "<token>:train"
+    owner = page_owner("train", manager)              # "<token>:train", held by this session
     view = run_in_view(manager, owner, linked_run())  # the run to show, and whose it is
     show_run_in_url(view)
 
-The job runner (cnnlab.train.manager) knows owners only as opaque names; `run_in_view` is
-pure (tests call it with any manager), the rest talks to Streamlit.
+While a session lasts it holds its owner's runs (`hold_owner`); once the owner's last
+session has ended (and a refresh had time to come back), the job runner lets them go
+(`OwnerSessions`). The job runner (cnnlab.train.manager) knows owners only as opaque names;
+`run_in_view` and `OwnerSessions` are pure (tests call them with any manager), the rest talks
+to Streamlit.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from __future__ import annotations
 import datetime
 import re
 import secrets
-from collections.abc import Mapping, MutableMapping
+import threading
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +97,95 @@ def run_in_view(manager: Any, owner: str, linked: str | None) -> RunView:
     return RunView(job, own=False)
 
 
+class OwnerSessions:
+    """The open browser sessions of each owner, so that an owner's runs are let go once its
+    last session has ended (issue 10: memory that comes back).
+
+    A refresh closes the old session BEFORE the new one opens, so the owner is released only
+    when none of its sessions came back within `grace_s`: `manager.release_owner(owner)`,
+    then the models' memory is collected. A session that opens calls
+    `manager.retain_owner(owner)` (a backend without these methods keeps its own rules).
+    `schedule(delay, fn)` runs `fn` later (a daemon timer; tests pass their own)."""
+
+    def __init__(self, grace_s: float = 30.0,
+                 schedule: Callable[[float, Callable[[], None]], None] | None = None) -> None:
+        self.grace_s = grace_s
+        self._schedule = schedule or _daemon_timer
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}
+
+    def opened(self, manager: Any, owner: str) -> None:
+        with self._lock:
+            self._open[owner] = self._open.get(owner, 0) + 1
+        retain = getattr(manager, "retain_owner", None)
+        if retain is not None:
+            retain(owner)
+
+    def closed(self, manager: Any, owner: str) -> None:
+        with self._lock:
+            left = self._open.get(owner, 1) - 1
+            if left > 0:
+                self._open[owner] = left
+                return
+            self._open.pop(owner, None)
+        # A shortened TTL (a benchmark) shortens the wait too.
+        grace = min(self.grace_s, getattr(manager, "ttl_s", self.grace_s))
+        self._schedule(grace, lambda: self._release_if_gone(manager, owner))
+
+    def open_sessions(self, owner: str) -> int:
+        with self._lock:
+            return self._open.get(owner, 0)
+
+    def _release_if_gone(self, manager: Any, owner: str) -> None:
+        with self._lock:
+            if owner in self._open:
+                return                      # it came back (a refresh)
+        release = getattr(manager, "release_owner", None)
+        if release is not None:
+            release(owner)
+            from cnnlab.train.streaming import release_memory
+
+            release_memory()
+
+
+def _daemon_timer(delay: float, fn: Callable[[], None]) -> None:
+    timer = threading.Timer(delay, fn)
+    timer.daemon = True
+    timer.start()
+
+
+SESSIONS = OwnerSessions()
+
+
+class _Lease:
+    """One session's hold on one owner's runs (released with the session)."""
+
+    def __init__(self, manager: Any, owner: str) -> None:
+        self.manager, self.owner = manager, owner
+        SESSIONS.opened(manager, owner)
+
+    def end(self) -> None:
+        SESSIONS.closed(self.manager, self.owner)
+
+
+_lease: Callable[..., _Lease] | None = None
+
+
+def hold_owner(manager: Any, owner: str) -> None:
+    """Count this Streamlit session as one of `owner`'s while it lasts (a session-scoped
+    `st.cache_resource` whose `on_release` runs when the session ends)."""
+    global _lease
+    if _lease is None:
+        import streamlit as st
+
+        @st.cache_resource(scope="session", on_release=_Lease.end, show_spinner=False)
+        def lease(owner: str, _manager: Any) -> _Lease:
+            return _Lease(_manager, owner)
+
+        _lease = lease
+    _lease(owner, manager)
+
+
 # ---- the Streamlit side ----------------------------------------------------------------------
 def request_cookies() -> Mapping[str, str]:
     """The cookies the browser sent when this session opened."""
@@ -101,13 +194,16 @@ def request_cookies() -> Mapping[str, str]:
     return st.context.cookies
 
 
-def page_owner(page: str) -> str:
+def page_owner(page: str, manager: Any = None) -> str:
     """This browser's owner name for `page` (see `browser_owner`); writes the cookie when the
-    browser did not send it, and drops a token left in the URL by an older version."""
+    browser did not send it, drops a token left in the URL by an older version, and holds
+    the owner's runs in `manager` while this session lasts (`hold_owner`)."""
     import streamlit as st
 
     cookies = request_cookies()
     owner = browser_owner(cookies, st.session_state, page)
+    if manager is not None:
+        hold_owner(manager, owner)
     token = owner.rsplit(":", 1)[0]
     if cookies.get(OWNER_COOKIE) != token:
         remember_in_browser(token)
