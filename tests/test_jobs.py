@@ -451,3 +451,17 @@ def test_a_shortened_ttl_shortens_the_wait_after_the_last_session():
     assert later == []                             # one is still open
     sessions.closed(manager, "a")
     assert [delay for delay, _ in later] == [5]
+
+
+def test_memory_is_collected_once_soon_after_runs_are_let_go(monkeypatch):
+    from cnnlab.train import streaming
+
+    calls = []
+    monkeypatch.setattr(streaming, "release_memory", lambda: calls.append(time.monotonic()))
+    for _ in range(3):                      # e.g. three runs of one owner let go together
+        streaming.collect_soon(0.05)
+    wait_for(lambda: calls, timeout=5)
+    time.sleep(0.2)
+    assert len(calls) == 1
+    streaming.collect_soon(0.05)            # a later eviction collects again
+    wait_for(lambda: len(calls) == 2, timeout=5)

@@ -136,6 +136,30 @@ def release_memory() -> None:
     gc.collect()
 
 
+_COLLECT_LOCK = threading.Lock()
+_COLLECT_PENDING = False
+
+
+def collect_soon(delay_s: float = 1.0) -> None:
+    """`release_memory()` in a moment, in a thread of its own, once for any number of calls
+    meanwhile (runs are often let go several at a time, e.g. a whole owner's)."""
+    global _COLLECT_PENDING
+    with _COLLECT_LOCK:
+        if _COLLECT_PENDING:
+            return
+        _COLLECT_PENDING = True
+
+    def collect() -> None:
+        global _COLLECT_PENDING
+        with _COLLECT_LOCK:
+            _COLLECT_PENDING = False
+        release_memory()
+
+    timer = threading.Timer(delay_s, collect)
+    timer.daemon = True
+    timer.start()
+
+
 @contextmanager
 def keras_for_training() -> Iterator[Any]:
     """`with keras_for_training() as keras:` the job's work; Streamlit's clean-up cannot

@@ -143,9 +143,9 @@ class OwnerSessions:
         release = getattr(manager, "release_owner", None)
         if release is not None:
             release(owner)
-            from cnnlab.train.streaming import release_memory
+            from cnnlab.train.streaming import collect_soon
 
-            release_memory()
+            collect_soon()
 
 
 def _daemon_timer(delay: float, fn: Callable[[], None]) -> None:
@@ -169,12 +169,26 @@ class _Lease:
 
 
 _lease: Callable[..., _Lease] | None = None
+_HOOKED: set[int] = set()      # managers whose evictions collect the models' memory
+
+
+def _collect_after_evictions(manager: Any) -> None:
+    """Runs let go for any reason (TTL, the server's cap, an owner released) leave their
+    models to the garbage collector: collect soon after, not whenever it next runs."""
+    on_evict = getattr(manager, "on_evict", None)
+    if on_evict is None or id(manager) in _HOOKED:
+        return
+    _HOOKED.add(id(manager))
+    from cnnlab.train.streaming import collect_soon
+
+    on_evict(lambda _owner, _jobs: collect_soon())
 
 
 def hold_owner(manager: Any, owner: str) -> None:
     """Count this Streamlit session as one of `owner`'s while it lasts (a session-scoped
     `st.cache_resource` whose `on_release` runs when the session ends)."""
     global _lease
+    _collect_after_evictions(manager)
     if _lease is None:
         import streamlit as st
 
