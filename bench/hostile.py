@@ -13,15 +13,14 @@ Each case runs in a fresh child process:
 
 A case still running at its stop time (3x its time budget, at least 30 s) is killed and
 shown as ">". The verdict column says whether the outcome is the one the issue asks for
-(a one-line refusal, or a correct result); rows whose code is in rooms still being
-restructured (transfer archives, the calculator, train's seed) show today's outcome and may
-be over budget until phase 2. Last line: ratio=<worst measured / budget over all cases>.
+(a one-line refusal, or a correct result). Last line: ratio=<worst measured / budget over
+all cases>.
 
     python bench/hostile.py [--only TEXT] [--full]
 
 --only runs the cases whose name contains TEXT; --full uses the issue's full sizes (row 1:
-400 copies of the 50 MP PNG; the directory-entry zip: 3 million entries) instead of
-scaled-down ones.
+400 copies of the 50 MP PNG, and 19,990 copies of it for the image cap; the directory-entry
+zip: 3 million entries) instead of scaled-down ones.
 """
 
 from __future__ import annotations
@@ -172,6 +171,30 @@ def case_transfer_bitmaps(work: Path, full: bool) -> dict:
     return measured(load, lambda outcome: "megapixels" in outcome)
 
 
+def case_transfer_image_cap(work: Path, full: bool) -> dict:
+    """Row 1: more images than the 5,000 allowed (the issue: a 4.3 MB zip of 19,990 copies of
+    the 50 MP PNG, 74 minutes of decoding before the cap). Small images here unless --full, so
+    that the image count, not the pixel budget, is what refuses them: counted from the zip's
+    directory, before anything is unpacked or decoded."""
+    from PIL import Image
+
+    from cnnlab.transfer import archive
+
+    copies = 19_990 if full else 5_100
+    png = bitmap_50mp() if full else encode(Image.new("RGB", (8, 8), (9, 9, 9)), "PNG")
+    data = zip_of({f"{'ab'[i % 2]}/{i}.png": png for i in range(copies)})
+    workspace = archive.SessionWorkspace(work)
+
+    def load() -> str:
+        folder = archive.load_zip(data, f"copies-{copies}.zip", workspace)
+        return f"{len(data) / MB:.1f} MB zip of {copies:,} copies: accepted {len(folder)} images"
+
+    # Asked for: refused from the zip's directory or the headers, before decoding any image.
+    result = measured(load, lambda outcome: "refused before" in outcome)
+    result["outcome"] = f"{len(data) / MB:.1f} MB, {copies:,} images: " + result["outcome"]
+    return result
+
+
 def _calculator(query: dict) -> tuple[object, str]:
     from streamlit.testing.v1 import AppTest
 
@@ -218,12 +241,19 @@ def case_upload_limit(work: Path, full: bool) -> dict:
         enforced = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
         enforced = enforced.get("maxUploadSize", 200)
         from cnnlab.transfer import archive
+        from cnnlab.vision import images
 
         stated = archive.MAX_ARCHIVE_MB
         verdict = "the same" if enforced == stated else "NOT the same: HTTP 413 in between"
-        return f"Streamlit enforces {enforced} MB, the Transfer page states {stated} MB: {verdict}"
+        # The image uploaders refuse larger files in the browser (their max_upload_size),
+        # with the uploader's one line "File must be 20.0MB or smaller." (e2e checked).
+        image_mb = images.MAX_UPLOAD_BYTES // MB
+        within = "within it" if image_mb <= enforced else "ABOVE IT"
+        return (f"image uploaders refuse over {image_mb} MB in the browser ({within}); Streamlit "
+                f"enforces {enforced} MB, the Transfer page states {stated} MB: {verdict}")
 
-    return measured(compare, lambda outcome: outcome.endswith("the same"))
+    return measured(compare, lambda outcome: outcome.endswith("the same")
+                    and "ABOVE" not in outcome)
 
 
 DECODE_INPUTS: dict[str, Callable[[], bytes]] = {}
@@ -415,6 +445,8 @@ def case_directory_entries(work: Path, full: bool) -> dict:
 
 CASES = [
     Case("1", "transfer: copies of a 50 MP 1-bit PNG in one zip", case_transfer_bitmaps, 5, 300 * MB),
+    Case("1", "transfer: more images than the 5,000 allowed", case_transfer_image_cap, 10,
+         300 * MB),
     Case("2", "calculator link with a Markdown image", case_markdown_link, 10, 400 * MB),
     Case("3", "calculator link: conv with 10^22 filters",
          case_calculator({"input": "8x8x3", "layer": "conv:10000000000000000000000:3"}),

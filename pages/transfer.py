@@ -72,8 +72,15 @@ def session_workspace() -> archive.SessionWorkspace:
 
 
 # ---- 1. data --------------------------------------------------------------------------------
-def load(action, ident: str) -> None:
-    """Run a loader; keep the dataset or the one-line reason it was refused."""
+def load(action, ident: str, workspace: archive.SessionWorkspace) -> None:
+    """Run a loader; keep the dataset or the one-line reason it was refused. What it loads
+    replaces the previous dataset, whose unpacked folder is freed first (a session's disk,
+    issue 15) unless a run of this session still reads its images."""
+    previous: ImageFolder | None = st.session_state.get("transfer_dataset")
+    current = st.session_state.get("transfer_run")
+    if previous is not None and (current is None or current.finished):
+        workspace.remove(previous.root)  # only ever inside the workspace (not a server folder)
+        st.session_state["transfer_dataset"] = None
     try:
         with st.spinner("Unpacking and checking every image…"):
             st.session_state["transfer_dataset"] = action()
@@ -106,7 +113,7 @@ def source_ui(workspace: archive.SessionWorkspace) -> ImageFolder:
                                   max_upload_size=archive.MAX_ARCHIVE_MB)
         if upload is not None and st.session_state.get("transfer_loaded") != upload.file_id:
             load(lambda: archive.load_zip(upload.getvalue(), upload.name, workspace),
-                 upload.file_id)
+                 upload.file_id, workspace)
     elif source == "demo":
         st.caption("Three classes cut from three real photos shipped with scikit-image (a cat, "
                    "a coffee cup, a rocket): random square crops, some mirrored. Real pixels, "
@@ -117,12 +124,13 @@ def source_ui(workspace: archive.SessionWorkspace) -> ImageFolder:
         st.button("Use the demo dataset", icon=":material/photo_library:", key="transfer_demo",
                   on_click=lambda: load(lambda: archive.load_zip(
                       archive.demo_archive(per_class=per_class, size=160), "demo.zip",
-                      workspace), f"demo-{per_class}"))
+                      workspace), f"demo-{per_class}", workspace))
     else:
         on_server = [str(p) for p in folders.server_directories()]
         folder = st.selectbox("Folder (CNNLAB_TRANSFER_DATA)", on_server, key="transfer_folder")
         st.button("Load this folder", icon=":material/folder_open:", key="transfer_load_dir",
-                  on_click=lambda: load(lambda: folders.load_directory(folder), f"dir-{folder}"))
+                  on_click=lambda: load(lambda: folders.load_directory(folder), f"dir-{folder}",
+                                        workspace))
 
     if st.session_state.get("transfer_data_error"):
         st.error(plain(st.session_state["transfer_data_error"]), icon=":material/error:")

@@ -68,3 +68,23 @@ st.write("never")
         "transfer.py)"]
     assert "![x]" not in at.error[0].value  # escaped for Markdown
     assert [m.value for m in at.markdown] == ["before", "after"]
+
+
+def test_transfer_a_new_upload_frees_the_previous_ones_folder():
+    """Row 9: a session that uploads again holds one unpacked upload on disk, not two."""
+    from pathlib import Path
+
+    from cnnlab.transfer.archive import demo_archive
+    from tests.apptest import app_at
+
+    at = app_at("pages/transfer.py")
+    at.file_uploader(key="transfer_zip").set_value(("first.zip", demo_archive(3, 48, seed=1), "application/zip")).run()
+    assert not at.exception and not at.error
+    workspace = Path(at.session_state["transfer_workspace"])
+    first = at.session_state["transfer_dataset"].root
+    others = set(workspace.iterdir()) - {first}  # AppTest sessions may share a workspace
+    assert first.is_dir()
+    at.file_uploader(key="transfer_zip").set_value(("second.zip", demo_archive(3, 48, seed=2), "application/zip")).run()
+    assert not at.exception and not at.error
+    second = at.session_state["transfer_dataset"].root
+    assert second != first and set(workspace.iterdir()) == others | {second}

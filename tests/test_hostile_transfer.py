@@ -60,6 +60,21 @@ def test_row1_the_image_count_is_checked_before_decoding(workspace, monkeypatch)
         load_zip(make_zip(three_each()), "six.zip", workspace)
 
 
+def test_row1_more_files_than_images_allowed_are_refused_before_unpacking(workspace,
+                                                                          monkeypatch):
+    """The issue's 4.3 MB zip of 19,990 copies under the entry limit: any file may be an
+    image (content decides), so more files than the image cap are refused from the zip's
+    directory, before anything is written; hidden and system files do not count."""
+    monkeypatch.setattr(archive, "MAX_IMAGES", 5)
+    with pytest.raises(ArchiveError, match="six.zip: 6 files, more than the 5 images "
+                                           "allowed; refused before unpacking"):
+        load_zip(make_zip(three_each()), "six.zip", workspace)
+    assert list(workspace.path.iterdir()) == []
+    monkeypatch.setattr(archive, "MAX_IMAGES", 6)
+    hidden = {"__MACOSX/cats/._0.jpg": b"x", "cats/.hidden.jpg": b"x", "dogs/Thumbs.db": b"x"}
+    assert len(load_zip(make_zip(three_each(hidden)), "ok.zip", workspace)) == 6
+
+
 def test_row9_a_session_cannot_fill_the_disk(workspace, monkeypatch):
     """Two small zips that unpack to 1 GB each held 2 GB for the session; now the session's
     budget (CNNLAB_SESSION_DISK) is charged with each zip's declared size first."""

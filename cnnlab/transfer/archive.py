@@ -1,8 +1,9 @@
 """Uploaded zips of class folders, unpacked safely into a per-session workspace.
 
 Safety: an uploaded archive is checked entry by entry *before* anything is written
-(no absolute paths, no `..`, no links, no encrypted entries, a cap on the total
-uncompressed size against zip bombs), and files are only ever written inside a
+(no absolute paths, no `..`, no links, no encrypted entries, caps on the entries, on the
+files that could be images and on the total uncompressed size against zip bombs; the
+session's disk budget charged with the declared size), and files are only ever written inside a
 per-session `SessionWorkspace`, a temporary folder removed when the session ends.
 A refused archive raises `ArchiveError` and leaves nothing behind.
 
@@ -23,7 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.budgets import BudgetError, DiskBudget, folder_bytes
-from cnnlab.transfer.image_folder import ImageFolder, ImageFolderError, scan_class_folders
+from cnnlab.transfer.image_folder import (
+    MAX_IMAGES,
+    ImageFolder,
+    ImageFolderError,
+    hidden_or_system,
+    scan_class_folders,
+)
 from cnnlab.ui.safe import one_line, quoted
 
 MAX_ARCHIVE_MB = 200  # the page's upload widget refuses larger zips before cnnlab sees them
@@ -127,6 +134,13 @@ def check_archive(zf: zipfile.ZipFile, name: str = "archive") -> list[zipfile.Zi
             files.append(info)
     if not files:
         raise ArchiveError(f"{name}: the archive is empty.")
+    # Every file the scan would read could be an image (content decides, not the extension):
+    # more of them than the image cap is refused from the directory, before unpacking.
+    readable = sum(1 for info in files
+                   if not any(hidden_or_system(part) for part in _entry_parts(info.filename)))
+    if readable > MAX_IMAGES:
+        raise ArchiveError(f"{name}: {readable:,} files, more than the {MAX_IMAGES:,} images "
+                           "allowed; refused before unpacking.")
     return files
 
 

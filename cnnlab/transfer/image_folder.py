@@ -102,6 +102,11 @@ def _is_system(name: str) -> bool:
     return name.lower() in SYSTEM_NAMES or name.startswith("._")
 
 
+def hidden_or_system(name: str) -> bool:
+    """A file or folder the scan lists as skipped and never reads (system or hidden)."""
+    return _is_system(name) or name.startswith(".")
+
+
 def _visible_children(folder: Path) -> tuple[list[Path], list[Path]]:
     dirs, files = [], []
     for child in sorted(folder.iterdir()):
