@@ -79,3 +79,22 @@ def test_transfer_class_folder_names_are_text(app_url, page):
     # typed means the name stayed text.
     assert "<b>bold" in ticks, ticks
     assert_text_only(page, app_url, requested)
+
+
+def test_an_image_over_the_uploaders_limit_gets_one_line_not_an_http_error(app_url, page):
+    """Row 4: Classify's uploader states 20 MB and refuses a larger file in the browser, with
+    one line in the uploader; nothing is sent (no HTTP 413), the page raises nothing."""
+    uploads: list[int] = []
+    page.on("response", lambda r: uploads.append(r.status) if "/upload_file/" in r.url else None)
+    open_page(page, app_url, "classify")
+    assert "up to 20 MB per file" in page.locator("[data-testid='stMain']").inner_text()
+    with page.expect_file_chooser() as chooser:
+        page.locator("[data-testid='stFileUploaderDropzone']").first.click()
+    chooser.value.set_files(files=[{"name": "huge.png", "mimeType": "image/png",
+                                    "buffer": b"\x89PNG\r\n\x1a\n" + bytes(21 * 2**20)}])
+    uploader = page.locator("[data-testid='stFileUploader']").first
+    uploader.get_by_text("File must be 20.0MB or smaller.").wait_for(timeout=30_000)
+    wait_for_app_run(page)
+    assert_no_exception(page)
+    assert uploads == []  # refused before sending: no 413 for the user to read
+    assert "AxiosError" not in page.locator("[data-testid='stMain']").inner_text()
