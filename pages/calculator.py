@@ -17,6 +17,7 @@ from cnnlab.calc import bookmark, presets, report
 from cnnlab.calc import charts as calc_charts
 from cnnlab.calc.analysis import ModelStats, analyze
 from cnnlab.calc.fit import fit_options
+from cnnlab.calc.framework_memory import RULES, FrameworkEstimate, explain_gap, framework_estimate
 from cnnlab.calc.grammar import (
     GRAMMAR_HELP,
     KERAS_DEFAULTS,
@@ -26,7 +27,8 @@ from cnnlab.calc.grammar import (
     parse_layers_text,
     rows_to_layers,
 )
-from cnnlab.calc.memory import DTYPES, GB, MEMORY_ASSUMPTIONS, OPTIMIZER_SLOTS
+from cnnlab.calc.measure import MeasureError, Measurement, measure, measure_batches
+from cnnlab.calc.memory import DTYPES, GB, MB, MEMORY_ASSUMPTIONS, OPTIMIZER_SLOTS
 from cnnlab.calc.spec import (
     ACTIVATIONS,
     KINDS,
@@ -231,10 +233,12 @@ def text_ui(config: presets.CalcConfig) -> None:
             st.error(plain(text_error, 1000), icon=":material/error:")
 
 
-def totals_ui(stats: ModelStats, gpu_bytes: float) -> None:
+def totals_ui(stats: ModelStats, gpu_bytes: float, framework: FrameworkEstimate,
+              measured: Measurement | None) -> None:
     st.subheader("Totals")
     cells = [*st.columns(3), *st.columns(3)]
-    for cell, total in zip(cells, report.totals(stats, gpu_bytes), strict=True):
+    for cell, total in zip(cells, report.totals(stats, gpu_bytes, framework, measured),
+                           strict=True):
         if total.delta is None:
             cell.metric(total.label, total.value, help=total.help)
         else:
@@ -274,14 +278,91 @@ def training_memory_ui(stats: ModelStats, gpu_bytes: float) -> None:
     st.plotly_chart(calc_charts.memory_vs_batch_figure(stats, gpu_bytes), width="stretch")
 
 
-def make_it_fit_ui(config: presets.CalcConfig, stats: ModelStats, gpu_bytes: float) -> None:
+def framework_ui(stats: ModelStats, fw: FrameworkEstimate) -> None:
+    """The framework model beside the textbook count: the terms alive at its peak."""
+    m = stats.memory
+    st.markdown(f"**What Keras on TensorFlow really keeps** (the framework model): "
+                f"{report.format_bytes(fw.training_bytes)} at batch {fw.micro_batch}, peaking "
+                f"in the {fw.peak.where}: {report.format_bytes(fw.fixed_bytes)} fixed + "
+                f"{report.format_bytes(fw.per_sample_bytes)} per sample. The textbook count: "
+                f"{report.format_bytes(m.fixed_bytes)} fixed + "
+                f"{report.format_bytes(m.per_sample_bytes)} per sample.")
+    with st.expander("The framework model, term by term, and its rules",
+                     icon=":material/memory:"):
+        st.dataframe(pd.DataFrame([{"alive at the peak": what, "MB": value / MB}
+                                   for what, value, _ in fw.terms() if value]),
+                     hide_index=True, width="stretch",
+                     column_config={"MB": st.column_config.NumberColumn(format="%.2f")})
+        st.markdown("\n".join(f"- {rule}" for rule in RULES))
+
+
+def measure_key(config: presets.CalcConfig) -> tuple:
+    return (config.input_shape, format_layers_text(config.layers), config.dtype,
+            config.optimizer, config.accum_steps)
+
+
+def measure_ui(config: presets.CalcConfig, stats: ModelStats, fw: FrameworkEstimate) -> None:
+    """"Measure on this machine": one real training step in a child process, measured beside
+    both models, the gap explained. Results are kept per configuration in the session."""
+    st.subheader("Measure on this machine")
+    st.caption("Runs one real Keras training step (train_on_batch, "
+               f"{config.optimizer}, mean squared error) of this network in a separate Python "
+               "process, at two batch sizes, and reads TensorFlow's allocator peak (GPU if "
+               "there is one). The page stays responsive to other users; big networks at big "
+               "batches take minutes and may not fit this machine.")
+    micro = stats.memory.micro_batch
+    cols = st.columns([1, 2])
+    batch = cols[0].number_input("Measure at batch", min_value=1, max_value=max(1, micro),
+                                 value=min(micro, 64), step=1, key="calc_measure_batch",
+                                 help="and at half of it: two points give the per-sample "
+                                 "slope and the fixed part")
+    key = measure_key(config)
+    if cols[1].button("Measure on this machine", icon=":material/speed:", key="calc_measure"):
+        pair = measure_batches(int(batch))
+        with st.spinner(f"Measuring: a child process builds the model and trains one step at "
+                        f"batch {pair[0]} and one at batch {pair[1]}…"):
+            try:
+                result = measure(config.input_shape, config.layers, batch=int(batch),
+                                 dtype=config.dtype, optimizer=config.optimizer,
+                                 accum_steps=1, batches=pair, timeout_s=300)
+            except MeasureError as error:
+                st.session_state["calc_measure_error"] = str(error)
+            else:
+                st.session_state.setdefault("calc_measurements", {})[key] = result
+                st.session_state.pop("calc_measure_error", None)
+                st.rerun()  # the headline above now leads with the measured figure
+    if error := st.session_state.get("calc_measure_error"):
+        st.error(plain(error, 1000), icon=":material/error:")
+    me = st.session_state.get("calc_measurements", {}).get(key)
+    if me is None:
+        return
+    st.dataframe(
+        pd.DataFrame(report.measurement_rows(me, fw, stats)), hide_index=True, width="stretch",
+        column_config={c: st.column_config.NumberColumn(format="%.2f")
+                       for c in ("framework / measured", "textbook / measured")}
+        | {c: st.column_config.NumberColumn(f"{c} (bytes)", format="localized")
+           for c in ("measured", "framework model", "textbook")})
+    st.markdown("\n".join(f"- {line}" for line in explain_gap(
+        me, fw, stats.at(batch=me.batches[1], accum_steps=1).memory)))
+
+
+def make_it_fit_ui(config: presets.CalcConfig, stats: ModelStats, gpu_bytes: float,
+                   framework: FrameworkEstimate, measured: Measurement | None) -> None:
     st.subheader("Make it fit")
-    st.caption(f"Training needs {report.format_bytes(stats.training_bytes)}; the GPU has "
-               f"{config.gpu_gb:g} GB. Each remedy alone, at the smallest change that fits:")
+    st.caption(f"Training needs {report.format_bytes(framework.training_bytes)} by the "
+               f"framework model ({report.format_bytes(stats.training_bytes)} by the textbook "
+               f"count); the GPU has {config.gpu_gb:g} GB. Each remedy alone, at the smallest "
+               "change that fits by the framework model, with the textbook count beside it:")
     options = fit_options(config.input_shape, config.layers, batch=config.batch,
                           dtype=config.dtype, optimizer=config.optimizer, gpu_bytes=gpu_bytes)
+    if measured is not None and config.accum_steps == 1:
+        st.caption(f":material/science: Measured on this machine: batch "
+                   f"{measured.max_batch(gpu_bytes):,} fits {config.gpu_gb:g} GB along the "
+                   f"measured line (batches {measured.batches[0]} and {measured.batches[1]}).")
     st.dataframe(pd.DataFrame(report.fit_rows(options)), hide_index=True, width="stretch",
-                 column_config={"fits": st.column_config.CheckboxColumn("fits")})
+                 column_config={"fits": st.column_config.CheckboxColumn("fits"),
+                                "training memory": st.column_config.TextColumn(
+                                    help="framework model: what Keras on TensorFlow keeps")})
 
 
 def notes_ui(config: presets.CalcConfig) -> None:
@@ -299,9 +380,15 @@ controls_ui()
 config, stats = network_ui(layer_table_ui())
 text_ui(config)
 gpu_bytes = config.gpu_gb * GB
-totals_ui(stats, gpu_bytes)
+framework = framework_estimate(config.input_shape, config.layers, batch=config.batch,
+                               dtype=config.dtype, optimizer=config.optimizer,
+                               accum_steps=config.accum_steps, stats=stats)
+measured = st.session_state.get("calc_measurements", {}).get(measure_key(config))
+totals_ui(stats, gpu_bytes, framework, measured)
 seed_exercise_ui(config, stats)
 per_layer_ui(stats)
 training_memory_ui(stats, gpu_bytes)
-make_it_fit_ui(config, stats, gpu_bytes)
+framework_ui(stats, framework)
+measure_ui(config, stats, framework)
+make_it_fit_ui(config, stats, gpu_bytes, framework, measured)
 notes_ui(config)

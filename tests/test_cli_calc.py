@@ -55,7 +55,10 @@ def test_options_change_the_memory(capsys):
     assert training("--dtype", "mixed_float16") == adam - 263_000_000
     assert training("--accum", "2") < adam
     code, out, _ = run_cli(capsys, *EXERCISE, "--json", "--gpu", "0.3")
-    assert json.loads(out)["memory"]["max_batch"] == 25
+    memory = json.loads(out)["memory"]
+    assert memory["max_batch_textbook"] == 25
+    assert memory["max_batch_from"] == "framework"
+    assert memory["max_batch"] == memory["max_batch_framework"] < 25
 
 
 def test_readable_table(capsys):

@@ -11,11 +11,14 @@ from streamlit.testing.v1 import AppTest
 from cnnlab.calc import bookmark
 from cnnlab.calc import charts as calc_charts
 from cnnlab.calc.analysis import analyze
+from cnnlab.calc.fit import fit_options
+from cnnlab.calc.framework_memory import framework_estimate
 from cnnlab.calc.grammar import GRAMMAR_HELP
 from cnnlab.calc.memory import GB
 from cnnlab.calc.presets import PRESETS
+from cnnlab.calc.report import format_bytes
 from cnnlab.ui.safe import plain
-from tests.apptest import APP, app_at, error_lines, run_isolated
+from tests.apptest import APP, app_at, error_lines, run_isolated, shown
 
 EDITOR = "calc_layers_0"  # the first layer editor's key (a new one per loaded preset)
 
@@ -136,11 +139,39 @@ def test_a_bad_url_says_so_and_opens_the_default():
 def test_make_it_fit_panel(at):
     at.number_input(key="calc_gpu").set_value(0.3).run()
     fit = at.dataframe[-1].value.set_index("remedy")
-    assert fit.loc["smaller batch", "change"] == "batch 25 (from 50)"
+    shape, layers = PRESETS["seed exercise"]
+    # The headline and the remedies use the framework model; the textbook count is beside.
+    largest = framework_estimate(shape, layers, batch=50).max_batch(0.3 * GB)
+    assert 1 < largest < 25  # Keras keeps more per sample than the textbook's 25 allow
+    assert fit.loc["smaller batch", "change"] == f"batch {largest} (from 50)"
     assert bool(fit.loc["smaller batch", "fits"]) is True
-    assert fit.loc["gradient accumulation", "change"] == "2 steps of 25 (batch 50 per update)"
-    assert bool(fit.loc["mixed precision", "fits"]) is False
-    assert metrics(at)["Largest batch that fits"] == "25"
+    assert fit.loc["smaller batch", "textbook count"] == format_bytes(
+        analyze(shape, layers, batch=largest).training_bytes)
+    expected = {o.remedy: o for o in fit_options(shape, layers, batch=50, gpu_bytes=0.3 * GB)}
+    assert fit.loc["gradient accumulation", "change"] == \
+        expected["gradient accumulation"].change
+    assert bool(fit.loc["mixed precision", "fits"]) is expected["mixed precision"].fits
+    metric = next(m for m in at.metric if m.label == "Largest batch that fits")
+    assert metric.value == f"{largest:,}"
+    assert metric.delta == "textbook: 25"
+
+
+@pytest.mark.slow
+def test_measure_on_this_machine_shows_measured_beside_both_models():
+    at = app_at("pages/calculator.py")
+    at.selectbox(key="calc_preset").set_value("LeNet-5").run()
+    at.number_input(key="calc_batch").set_value(1024).run()
+    at.number_input(key="calc_measure_batch").set_value(1024).run()
+    at.button(key="calc_measure").click().run(timeout=300)
+    assert not at.exception and not at.error
+    table = next(df.value for df in at.dataframe if "framework / measured" in df.value)
+    row = table.set_index("").loc["per sample"]
+    assert row["measured"] > 0 and 0.5 < row["framework / measured"] < 2
+    gap = " ".join(shown(m.value) for m in at.markdown)
+    assert "Measured on CPU:0" in gap and "TensorFlow peaked in" in gap
+    # The headline now leads with the measured line.
+    metric = next(m for m in at.metric if m.label == "Largest batch that fits")
+    assert "measured line" in metric.help
 
 
 def test_text_box_replaces_the_network_or_names_the_bad_line(at):

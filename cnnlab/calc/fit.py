@@ -22,6 +22,35 @@ class FitOption:
     training_bytes: int | None  # training memory with the change; None if none is possible
     fits: bool
     cost: str  # what it costs the model or the training
+    textbook_bytes: int | None = None  # the textbook count for the same change
+
+
+MODELS = ("framework", "textbook")
+Need = Callable[..., int]   # need(stats, specs=layers) -> training bytes under one model
+
+
+def memory_need(model: str, layers: Sequence[LayerSpec]) -> Need:
+    """Training bytes of a what-if under `model`: "framework" (what Keras on TensorFlow keeps,
+    cnnlab.calc.framework_memory) or "textbook" (MemoryEstimate)."""
+    if model not in MODELS:
+        raise SpecError(f"model: must be 'framework' or 'textbook', got {model!r}")
+
+    def need(stats: ModelStats, specs: Sequence[LayerSpec] = layers) -> int:
+        if model == "textbook":
+            return stats.training_bytes
+        from cnnlab.calc.framework_memory import framework_training_bytes
+
+        return framework_training_bytes(stats, specs)
+    return need
+
+
+def _option(remedy: str, change: str, stats: ModelStats | None, fits: bool, cost: str,
+            need: Need, specs: Sequence[LayerSpec] | None = None) -> FitOption:
+    """A FitOption with the model's bytes and the textbook's beside them."""
+    if stats is None:
+        return FitOption(remedy, change, None, fits, cost, None)
+    bytes_ = need(stats) if specs is None else need(stats, specs)
+    return FitOption(remedy, change, bytes_, fits, cost, stats.training_bytes)
 
 
 def scale_filters(layers: Sequence[LayerSpec], factor: float) -> list[LayerSpec]:
@@ -43,16 +72,19 @@ def scale_filters(layers: Sequence[LayerSpec], factor: float) -> list[LayerSpec]
 
 def fit_options(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: int,
                 dtype: str = "float32", optimizer: str = "adam",
-                gpu_bytes: float) -> list[FitOption]:
+                gpu_bytes: float, model: str = "framework") -> list[FitOption]:
     """Each remedy alone, at the smallest change that makes training fit `gpu_bytes`: a
     smaller batch, a lower resolution, fewer filters, mixed precision, gradient accumulation.
 
-    Raises SpecError if the network itself is bad.
+    `model`: "framework" (what Keras on TensorFlow keeps; the default, issue 12) or
+    "textbook"; each option also carries the textbook bytes. Raises SpecError if the network
+    itself is bad.
     """
+    need = memory_need(model, layers)
     base = analyze(input_shape, layers, batch=batch, dtype=dtype, optimizer=optimizer)
-    return [smaller_batch(base, gpu_bytes), lower_resolution(base, layers, gpu_bytes),
-            fewer_filters(base, layers, gpu_bytes), mixed_precision(base, gpu_bytes),
-            gradient_accumulation(base, gpu_bytes)]
+    return [smaller_batch(base, gpu_bytes, need), lower_resolution(base, layers, gpu_bytes, need),
+            fewer_filters(base, layers, gpu_bytes, need), mixed_precision(base, gpu_bytes, need),
+            gradient_accumulation(base, gpu_bytes, need)]
 
 
 def _largest(low: int, high: int, fits: Callable[[int], bool]) -> int | None:
@@ -91,30 +123,28 @@ def _analyze_like(base: ModelStats, input_shape: Sequence[int],
         return None
 
 
-def smaller_batch(base: ModelStats, gpu_bytes: float) -> FitOption:
-    """Memory is fixed + batch x per-sample, so solve for the batch."""
+def smaller_batch(base: ModelStats, gpu_bytes: float, need: Need) -> FitOption:
+    """The largest batch whose training fits (memory grows with the batch)."""
     batch = base.memory.batch
-    largest = base.max_batch(gpu_bytes)
+    largest = _largest(1, batch, lambda b: need(base.at(batch=b)) <= gpu_bytes) or 0
     if largest >= batch:
-        return FitOption("smaller batch", f"batch {batch} already fits", base.training_bytes,
-                         True, "none")
+        return _option("smaller batch", f"batch {batch} already fits", base, True, "none", need)
     if largest == 0:
-        return FitOption("smaller batch", "batch 1 does not fit either",
-                         base.at(batch=1).training_bytes, False,
-                         "parameters, gradients and optimizer state alone are too big"
-                         if base.memory.fixed_bytes > gpu_bytes else "-")
-    return FitOption("smaller batch", f"batch {largest} (from {batch})",
-                     base.at(batch=largest).training_bytes, True,
-                     "fewer samples per step: noisier gradients, may need a lower learning rate")
+        one = base.at(batch=1)
+        return _option("smaller batch", "batch 1 does not fit either", one, False,
+                       "parameters, gradients and optimizer state alone are too big"
+                       if need(one) - one.memory.per_sample_bytes > gpu_bytes else "-", need)
+    return _option("smaller batch", f"batch {largest} (from {batch})", base.at(batch=largest),
+                   True, "fewer samples per step: noisier gradients, may need a lower "
+                   "learning rate", need)
 
 
-def lower_resolution(base: ModelStats, layers: Sequence[LayerSpec],
-                     gpu_bytes: float) -> FitOption:
+def lower_resolution(base: ModelStats, layers: Sequence[LayerSpec], gpu_bytes: float,
+                     need: Need) -> FitOption:
     """The largest input height (width in proportion) that fits."""
     h, w, c = base.input_shape
-    if base.training_bytes <= gpu_bytes:
-        return FitOption("lower resolution", f"{h}x{w} already fits", base.training_bytes,
-                         True, "none")
+    if need(base) <= gpu_bytes:
+        return _option("lower resolution", f"{h}x{w} already fits", base, True, "none", need)
 
     def at_height(height: int) -> ModelStats | None:
         return _analyze_like(base, (height, max(1, round(w * height / h)), c), layers)
@@ -123,68 +153,68 @@ def lower_resolution(base: ModelStats, layers: Sequence[LayerSpec],
         stats = at_height(height)
         # Too small for the kernels counts as "fits" so the search keeps going down the
         # memory slope; the answer is checked for validity below.
-        return stats is None or stats.training_bytes <= gpu_bytes
+        return stats is None or need(stats) <= gpu_bytes
 
     best = _largest(1, h, height_fits)
     stats = at_height(best) if best else None
     if stats is None:
-        return FitOption("lower resolution", "no input size fits", None, False,
-                         "the network needs a larger input than fits")
-    return FitOption(
+        return _option("lower resolution", "no input size fits", None, False,
+                       "the network needs a larger input than fits", need)
+    return _option(
         "lower resolution", f"input {stats.input_shape[0]}x{stats.input_shape[1]} "
-        f"(from {h}x{w})", stats.training_bytes, True,
-        "the network sees less detail; the dense layers after a flatten shrink too")
+        f"(from {h}x{w})", stats, True,
+        "the network sees less detail; the dense layers after a flatten shrink too", need)
 
 
-def fewer_filters(base: ModelStats, layers: Sequence[LayerSpec],
-                  gpu_bytes: float) -> FitOption:
+def fewer_filters(base: ModelStats, layers: Sequence[LayerSpec], gpu_bytes: float,
+                  need: Need) -> FitOption:
     """The largest fraction (in 1/32 steps) of every conv layer's filters that fits."""
     if not any(spec.kind == "conv" for spec in layers):
-        return FitOption("fewer filters", "no conv layers", None, False, "-")
-    if base.training_bytes <= gpu_bytes:
-        return FitOption("fewer filters", "all filters already fit", base.training_bytes, True,
-                         "none")
+        return _option("fewer filters", "no conv layers", None, False, "-", need)
+    if need(base) <= gpu_bytes:
+        return _option("fewer filters", "all filters already fit", base, True, "none", need)
 
-    def filters_at(k: int) -> ModelStats | None:
-        return _analyze_like(base, base.input_shape, scale_filters(layers, k / 32))
+    def filters_at(k: int) -> tuple[ModelStats | None, list[LayerSpec]]:
+        specs = scale_filters(layers, k / 32)
+        return _analyze_like(base, base.input_shape, specs), specs
 
-    best = _largest(1, 31, lambda k: (s := filters_at(k)) is not None
-                    and s.training_bytes <= gpu_bytes)
+    def fits(k: int) -> bool:
+        stats, specs = filters_at(k)
+        return stats is not None and need(stats, specs) <= gpu_bytes
+
+    best = _largest(1, 31, fits)
     if best is None:
-        stats = filters_at(1)
-        return FitOption("fewer filters", "even 1/32 of the filters does not fit",
-                         stats.training_bytes if stats else None, False, "-")
-    stats = filters_at(best)
-    assert stats is not None
-    return FitOption("fewer filters", f"{best / 32:.0%} of every conv layer's filters",
-                     stats.training_bytes, True, "less capacity: fewer features per layer")
+        stats, specs = filters_at(1)
+        return _option("fewer filters", "even 1/32 of the filters does not fit", stats, False,
+                       "-", need, specs)
+    stats, specs = filters_at(best)
+    return _option("fewer filters", f"{best / 32:.0%} of every conv layer's filters", stats,
+                   True, "less capacity: fewer features per layer", need, specs)
 
 
-def mixed_precision(base: ModelStats, gpu_bytes: float) -> FitOption:
+def mixed_precision(base: ModelStats, gpu_bytes: float, need: Need) -> FitOption:
     """16-bit activations, 32-bit master weights."""
     if base.memory.dtype == "mixed_float16":
-        return FitOption("mixed precision", "already mixed_float16", base.training_bytes,
-                         base.training_bytes <= gpu_bytes, "none")
+        return _option("mixed precision", "already mixed_float16", base,
+                       need(base) <= gpu_bytes, "none", need)
     mixed = base.at(dtype="mixed_float16")
-    return FitOption("mixed precision", "dtype mixed_float16", mixed.training_bytes,
-                     mixed.training_bytes <= gpu_bytes,
-                     "needs a GPU with fast float16 (tensor cores) and loss scaling; accuracy "
-                     "is usually unchanged")
+    return _option("mixed precision", "dtype mixed_float16", mixed, need(mixed) <= gpu_bytes,
+                   "needs a GPU with fast float16 (tensor cores) and loss scaling; accuracy "
+                   "is usually unchanged", need)
 
 
-def gradient_accumulation(base: ModelStats, gpu_bytes: float) -> FitOption:
+def gradient_accumulation(base: ModelStats, gpu_bytes: float, need: Need) -> FitOption:
     """The fewest steps whose micro-batch fits; the same effective batch. Memory falls as
     the steps k grow (the micro-batch ceil(batch / k) shrinks): a binary search."""
     batch = base.memory.batch
-    steps = _smallest(1, batch, lambda k: base.at(accum_steps=k).training_bytes <= gpu_bytes)
+    steps = _smallest(1, batch, lambda k: need(base.at(accum_steps=k)) <= gpu_bytes)
     if steps == 1:
-        return FitOption("gradient accumulation", "not needed", base.training_bytes, True,
-                         "none")
+        return _option("gradient accumulation", "not needed", base, True, "none", need)
     if steps is None:
-        return FitOption("gradient accumulation", f"{batch} steps of 1 do not fit either",
-                         base.at(accum_steps=batch).training_bytes, False, "-")
-    accum = base.at(accum_steps=steps).memory
-    return FitOption(
-        "gradient accumulation", f"{steps} steps of {accum.micro_batch} (batch {batch} per "
-        "update)", accum.training_bytes, True,
-        f"{steps}x slower per update; batch-norm statistics see micro-batches")
+        return _option("gradient accumulation", f"{batch} steps of 1 do not fit either",
+                       base.at(accum_steps=batch), False, "-", need)
+    accum = base.at(accum_steps=steps)
+    return _option(
+        "gradient accumulation", f"{steps} steps of {accum.memory.micro_batch} (batch {batch} "
+        "per update)", accum, True,
+        f"{steps}x slower per update; batch-norm statistics see micro-batches", need)

@@ -53,9 +53,10 @@ class Total:
     over: bool = False  # the delta is bad news: training does not fit
 
 
-def totals(stats: ModelStats, gpu_bytes: float) -> list[Total]:
+def totals(stats: ModelStats, gpu_bytes: float, framework=None, measured=None) -> list[Total]:
     """The six headline numbers: parameters, FLOPs, predicting one instance, training one
-    batch (against the GPU), the largest batch that fits, parameter memory."""
+    batch (against the GPU), the largest batch that fits, parameter memory. `framework` (a
+    FrameworkEstimate) and `measured` (a Measurement) lead the largest batch when given."""
     m = stats.memory
     gpu = f"{gpu_bytes / GB:g} GB"
     return [
@@ -72,8 +73,7 @@ def totals(stats: ModelStats, gpu_bytes: float) -> list[Total]:
               "memory below",
               delta=f"{m.training_bytes / gpu_bytes:.0%} of {gpu}",
               over=m.training_bytes > gpu_bytes),
-        Total("Largest batch that fits", f"{stats.max_batch(gpu_bytes):,}",
-              f"training, {m.dtype}, {m.optimizer}, in {gpu}"),
+        largest_total(stats, gpu_bytes, framework, measured),
         Total("Parameter memory", format_bytes(m.params_bytes),
               f"float32 ({PARAM_BYTES} bytes) per parameter, also under mixed precision"),
     ]
@@ -87,10 +87,57 @@ def training_rows(memory: MemoryEstimate) -> list[dict[str, object]]:
 
 
 def fit_rows(options: Iterable[FitOption]) -> list[dict[str, object]]:
-    """The make-it-fit table: one row per remedy."""
+    """The make-it-fit table: one row per remedy, the model's training memory (the framework
+    model's by default) with the textbook count beside it."""
     return [{"remedy": o.remedy, "change": o.change,
-             "training memory": format_bytes(o.training_bytes), "fits": o.fits,
+             "training memory": format_bytes(o.training_bytes),
+             "textbook count": format_bytes(o.textbook_bytes), "fits": o.fits,
              "cost": o.cost} for o in options]
+
+
+def largest_total(stats: ModelStats, gpu_bytes: float, framework=None, measured=None) -> Total:
+    """The largest batch that fits (issue 12: honest headline numbers): the measured line
+    when this configuration was measured, else the framework model, with the textbook count
+    beside it."""
+    m = stats.memory
+    textbook = stats.max_batch(gpu_bytes)
+    where = f"training, {m.dtype}, {m.optimizer}, in {gpu_bytes / GB:g} GB"
+    if measured is not None:
+        value = measured.max_batch(gpu_bytes)
+        source = "from the measured line (Measure on this machine, below)" + (
+            f"; framework model {framework.max_batch(gpu_bytes):,}" if framework else "")
+    elif framework is not None:
+        value = framework.max_batch(gpu_bytes)
+        source = ("from the framework model: what Keras on TensorFlow keeps (see Training "
+                  "memory)")
+    else:
+        return Total("Largest batch that fits", f"{textbook:,}", where)
+    return Total("Largest batch that fits", f"{value:,}",
+                 f"{where}, {source}; the textbook count says {textbook:,}",
+                 delta=f"textbook: {textbook:,}")
+
+
+def measurement_rows(measured, framework, stats: ModelStats) -> list[dict[str, object]]:
+    """Measured beside both models at the two measured batches, per sample and fixed."""
+    (b1, b2), (p1, p2) = measured.batches, measured.peaks
+    textbook = stats.at(batch=b2, accum_steps=1).memory
+    textbook1 = stats.at(batch=b1, accum_steps=1).memory
+    rows = [
+        {"": f"peak at batch {b2}", "measured": p2, "framework model": framework.at(b2),
+         "textbook": textbook.training_bytes},
+        {"": f"peak at batch {b1}", "measured": p1, "framework model": framework.at(b1),
+         "textbook": textbook1.training_bytes},
+        {"": "per sample", "measured": measured.per_sample_bytes,
+         "framework model": framework.slope(b1, b2), "textbook": textbook.per_sample_bytes},
+        {"": "fixed (batch 0)", "measured": measured.fixed_bytes,
+         "framework model": framework.at(b1) - b1 * framework.slope(b1, b2),
+         "textbook": textbook.fixed_bytes},
+    ]
+    for row in rows:
+        row["framework / measured"] = row["framework model"] / row["measured"] \
+            if row["measured"] else None
+        row["textbook / measured"] = row["textbook"] / row["measured"] if row["measured"] else None
+    return rows
 
 
 def seed_exercise_note(stats: ModelStats) -> str:

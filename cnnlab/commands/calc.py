@@ -18,7 +18,9 @@ import textwrap
 
 # Only the pure-Python calculator: this command never imports TensorFlow.
 from cnnlab.calc.analysis import ModelStats, analyze
+from cnnlab.calc.framework_memory import FrameworkEstimate, framework_estimate
 from cnnlab.calc.grammar import GRAMMAR_HELP, parse_input_shape, parse_layer, where_text
+from cnnlab.calc.measure import MeasureError, Measurement, measure
 from cnnlab.calc.memory import DTYPES, GB, MB, MEMORY_ASSUMPTIONS, OPTIMIZER_SLOTS
 from cnnlab.calc.presets import PRESET_BATCH, PRESETS
 from cnnlab.calc.spec import (
@@ -58,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu", metavar="GB", help="GPU memory in GB: also print the largest "
                         "batch that fits")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--measure", action="store_true",
+                        help="also run one real training step (Adam unless --optimizer) on "
+                        "this machine, in a child process, at half the (micro-)batch and the "
+                        "(micro-)batch: TensorFlow's allocator peak beside the models")
 
 
 def _bullets(lines: tuple[str, ...]) -> str:
@@ -97,8 +103,12 @@ def _gpu_bytes(text: str) -> float:
     return gb * GB
 
 
-def to_json(stats: ModelStats, gpu_bytes: float | None = None) -> dict:
-    """The --json object: per-layer numbers, totals and the memory estimate (bytes)."""
+def to_json(stats: ModelStats, gpu_bytes: float | None = None,
+            framework: FrameworkEstimate | None = None,
+            measured: Measurement | MeasureError | None = None) -> dict:
+    """The --json object: per-layer numbers, totals and the memory estimate (bytes): the
+    textbook terms, the framework model (`memory.framework`) and, with --measure,
+    `measured` (or `measured.error` and `measured.message`)."""
     m = stats.memory
     memory = {
         "params_bytes": m.params_bytes, "inference_bytes": m.inference_bytes,
@@ -108,10 +118,23 @@ def to_json(stats: ModelStats, gpu_bytes: float | None = None) -> dict:
         "batch": m.batch, "micro_batch": m.micro_batch, "accum_steps": m.accum_steps,
         "dtype": m.dtype, "optimizer": m.optimizer,
     }
+    if framework is not None:
+        memory["framework"] = framework.to_json()
     if gpu_bytes is not None:
         memory["gpu_bytes"] = gpu_bytes
-        memory["max_batch"] = stats.max_batch(gpu_bytes)
-    return {
+        # The headline: measured if measured, else the framework model; textbook beside.
+        memory["max_batch_textbook"] = stats.max_batch(gpu_bytes)
+        memory["max_batch"] = memory["max_batch_textbook"]
+        memory["max_batch_from"] = "textbook"
+        if framework is not None:
+            memory["max_batch_framework"] = framework.max_batch(gpu_bytes)
+            memory["max_batch"], memory["max_batch_from"] = memory["max_batch_framework"], \
+                "framework"
+        if isinstance(measured, Measurement):
+            memory["max_batch_measured"] = measured.max_batch(gpu_bytes)
+            memory["max_batch"], memory["max_batch_from"] = memory["max_batch_measured"], \
+                "measured"
+    result = {
         "input_shape": list(stats.input_shape),
         "layers": [{
             "name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs),
@@ -125,9 +148,16 @@ def to_json(stats: ModelStats, gpu_bytes: float | None = None) -> dict:
         "non_trainable_params": stats.non_trainable_params, "macs": stats.total_macs,
         "flops": stats.flops, "memory": memory,
     }
+    if isinstance(measured, Measurement):
+        result["measured"] = measured.to_json()
+    elif isinstance(measured, MeasureError):
+        result["measured"] = {"error": measured.kind, "message": str(measured)}
+    return result
 
 
-def to_table(stats: ModelStats, gpu_bytes: float | None = None) -> str:
+def to_table(stats: ModelStats, gpu_bytes: float | None = None,
+             framework: FrameworkEstimate | None = None,
+             measured: Measurement | MeasureError | None = None) -> str:
     """A readable table: one row per layer, then totals and the memory terms."""
     m = stats.memory
     act = DTYPES[m.dtype]
@@ -155,12 +185,47 @@ def to_table(stats: ModelStats, gpu_bytes: float | None = None) -> str:
     ]
     lines += [f"  {value / MB:12,.2f} MB  {term}: {how}" for term, value, how in
               m.training_terms()]
+    if framework is not None:
+        lines.append(framework_lines(framework))
+    if isinstance(measured, Measurement):
+        lines.append(measured_lines(measured, framework, stats))
     if gpu_bytes is not None:
-        lines.append(f"largest batch that fits {gpu_bytes / GB:g} GB: "
-                     f"{stats.max_batch(gpu_bytes):,}")
-    lines.append("(1 MB = 10^6 bytes; framework overhead not included; the memory model: "
-                 "--help)")
+        text = f"largest batch that fits {gpu_bytes / GB:g} GB: "
+        textbook = f"{stats.max_batch(gpu_bytes):,}"
+        if isinstance(measured, Measurement):
+            text += f"{measured.max_batch(gpu_bytes):,} (measured line)"
+            if framework is not None:
+                text += f"; framework model {framework.max_batch(gpu_bytes):,}"
+            text += f"; textbook {textbook}"
+        elif framework is not None:
+            text += (f"{framework.max_batch(gpu_bytes):,} (framework model); "
+                     f"textbook {textbook}")
+        else:
+            text += textbook
+        lines.append(text)
+    lines.append("(1 MB = 10^6 bytes; the textbook terms leave out the framework; the "
+                 "framework model is fitted to TensorFlow on a CPU)")
     return "\n".join(lines)
+
+
+def framework_lines(fw: FrameworkEstimate) -> str:
+    return (f"framework model (what Keras on TensorFlow keeps): {fw.training_bytes / MB:,.2f} "
+            f"MB at batch {fw.micro_batch} = {fw.fixed_bytes / MB:,.2f} MB fixed + "
+            f"{fw.per_sample_bytes / MB:,.3f} MB per sample; peak in the {fw.peak.where}")
+
+
+def measured_lines(me: Measurement, fw: FrameworkEstimate | None, stats: ModelStats) -> str:
+    (b1, b2), (p1, p2) = me.batches, me.peaks
+    text = (f"measured on {me.device} ({me.backend}), one train_on_batch step: peak "
+            f"{p1 / MB:,.2f} MB at batch {b1}, {p2 / MB:,.2f} MB at batch {b2}: "
+            f"{me.fixed_bytes / MB:,.2f} MB fixed + {me.per_sample_bytes / MB:,.3f} MB per "
+            f"sample ({me.seconds:.1f} s)")
+    textbook = stats.at(batch=b2, accum_steps=1).training_bytes
+    text += f"\n  at batch {b2}: measured {p2 / MB:,.2f} MB"
+    if fw is not None:
+        text += f", framework model {fw.at(b2) / MB:,.2f} MB ({fw.at(b2) / p2:.2f}x)"
+    text += f", textbook {textbook / MB:,.2f} MB ({textbook / p2:.2f}x)"
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -197,8 +262,18 @@ def run(args: argparse.Namespace) -> int:
     except SpecError as error:
         print(f"calc: {one_line(error, 1000)}", file=sys.stderr)
         return 2
+    framework = framework_estimate(input_shape, layers, batch=batch, dtype=args.dtype,
+                                   optimizer=args.optimizer, accum_steps=accum, stats=stats)
+    measured: Measurement | MeasureError | None = None
+    if args.measure:
+        try:
+            measured = measure(input_shape, layers, batch=batch, dtype=args.dtype,
+                               optimizer=args.optimizer, accum_steps=accum)
+        except MeasureError as error:  # reported in the output and as one line
+            measured = error
+            print(f"calc: {one_line(error, 1000)}", file=sys.stderr)
     if args.json:
-        print(json.dumps(to_json(stats, gpu_bytes)))
+        print(json.dumps(to_json(stats, gpu_bytes, framework, measured)))
     else:
-        print(to_table(stats, gpu_bytes))
-    return 0
+        print(to_table(stats, gpu_bytes, framework, measured))
+    return 1 if isinstance(measured, MeasureError) else 0

@@ -1,0 +1,92 @@
+"""Measure one training step of every memory case (cnnlab.calc.memory_cases) on this machine
+and write tests/data/memory_measurements.json; then print the measured / predicted table.
+
+    PYTHONPATH=. python bench/memory_measurements.py            # measure what is missing
+    PYTHONPATH=. python bench/memory_measurements.py --fresh     # measure everything again
+    PYTHONPATH=. python bench/memory_measurements.py --table     # only print the table
+
+Each case runs `cnnlab.calc.measure.measure` (a child process per measurement) REPEATS times
+(default 3; 2 for the ImageNet-size networks) and keeps every run: TensorFlow's BFC
+allocator gives a few percent different peaks in different processes (where the free chunks
+lie decides how much a request rounds up), so the table uses the median of the runs.
+Last line: the worst per-sample ratio framework/measured (`worst=`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from cnnlab.calc.measure import MeasureError, measure
+from cnnlab.calc.memory_cases import cases
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "memory_measurements.json"
+
+
+def load() -> dict:
+    if DATA.exists():
+        return json.loads(DATA.read_text())
+    return {"cases": {}}
+
+
+def save(data: dict) -> None:
+    DATA.parent.mkdir(parents=True, exist_ok=True)
+    DATA.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def measure_all(fresh: bool, only: str | None, repeats: int | None) -> dict:
+    data = {"cases": {}} if fresh else load()
+    data["command"] = "PYTHONPATH=. python bench/memory_measurements.py"
+    data["machine"] = f"{platform.machine()} {platform.processor() or ''}".strip()
+    for case in sorted(cases(), key=lambda c: (c.group == "architecture", c.name, c.dtype)):
+        if only and only not in case.key:
+            continue
+        want = repeats or (2 if case.group == "architecture" else 3)
+        entry = data["cases"].get(case.key)
+        if entry and entry["batches"] != list(case.batches):
+            entry = None
+        runs = entry["runs"] if entry else []
+        while len(runs) < want:
+            start = time.perf_counter()
+            try:
+                m = measure(case.input_shape, case.layers, batch=case.batches[1],
+                            batches=case.batches, dtype=case.dtype, timeout_s=1800)
+            except MeasureError as error:
+                print(f"{case.key}: {error}", flush=True)
+                break
+            runs.append({"peaks": list(m.peaks), "resident": m.resident_bytes,
+                         "tensor_peaks": list(m.tensor_peaks) if m.tensor_peaks else None,
+                         "peak_op": m.peak_op,
+                         "step_seconds": [round(s, 3) for s in m.step_seconds]})
+            data["backend"], data["device"] = m.backend, m.device
+            data["cases"][case.key] = {"batches": list(case.batches), "runs": runs}
+            save(data)
+            print(f"{case.key}: peaks {m.peaks} tensor peaks {m.tensor_peaks} "
+                  f"({time.perf_counter() - start:.0f} s)",
+                  flush=True)
+    return data
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--table", action="store_true")
+    parser.add_argument("--only", help="measure only the cases whose key contains this")
+    parser.add_argument("--repeats", type=int)
+    args = parser.parse_args()
+    if not args.table:
+        measure_all(args.fresh, args.only, args.repeats)
+    from cnnlab.calc.framework_memory import comparison_table
+
+    text, worst = comparison_table(load())
+    print(text)
+    print(f"worst={worst:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
