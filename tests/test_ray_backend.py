@@ -62,6 +62,20 @@ def test_unreachable_cluster_is_one_message_and_threads_only_when_asked(monkeypa
     assert err.count("\n") == 1 and "Training in threads instead" in err
 
 
+def test_the_train_page_says_so_when_its_cluster_is_unreachable(monkeypatch):
+    from tests.apptest import app_at, error_lines
+
+    monkeypatch.setenv("CNNLAB_RAY_ADDRESS", NOBODY)
+    monkeypatch.setenv("CNNLAB_OFFLINE", "1")
+    monkeypatch.setattr(backend, "_SHARED", None)
+    at = app_at("pages/train.py")
+    assert not at.exception
+    at.button(key="train").click().run()
+    assert not at.exception
+    assert any(line.startswith(f"cannot reach the Ray cluster at '{NOBODY}'")
+               for line in error_lines(at)), error_lines(at)
+
+
 def test_the_cli_refuses_an_unreachable_cluster_in_one_line():
     env = dict(os.environ, CNNLAB_RAY_ADDRESS=NOBODY, CNNLAB_OFFLINE="1")
     env.pop("CNNLAB_RAY_FALLBACK", None)
