@@ -311,14 +311,10 @@ class RayJobManager:
             if job is not None and job.state in FINISHED:
                 del self._proxies[job_id]
 
-    def release_owner(self, owner: str) -> None:
-        """The owner's last browser session ended: its finished runs leave the cluster."""
-        for job in self.jobs_of(owner):
-            if job.state in FINISHED:
-                self.forget(owner, job.id)
-
     def evict(self, now: float | None = None) -> int:
-        """Nothing to do here: the registry keeps MAX_RUNS_PER_OWNER runs per owner."""
+        """Nothing to do here: the registry keeps MAX_RUNS_PER_OWNER runs per owner. (No
+        `release_owner` either: one server cannot know that the owner's last session, on any
+        server, has ended.)"""
         return 0
 
     @property
