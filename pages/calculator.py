@@ -41,6 +41,7 @@ from cnnlab.calc.spec import (
     LayerSpec,
     SpecError,
 )
+from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.navigation import ensure_app_navigation
 from cnnlab.ui.safe import plain
 
@@ -384,11 +385,19 @@ framework = framework_estimate(config.input_shape, config.layers, batch=config.b
                                dtype=config.dtype, optimizer=config.optimizer,
                                accum_steps=config.accum_steps, stats=stats)
 measured = st.session_state.get("calc_measurements", {}).get(measure_key(config))
-totals_ui(stats, gpu_bytes, framework, measured)
-seed_exercise_ui(config, stats)
-per_layer_ui(stats)
-training_memory_ui(stats, gpu_bytes)
-framework_ui(stats, framework)
-measure_ui(config, stats, framework)
-make_it_fit_ui(config, stats, gpu_bytes, framework, measured)
-notes_ui(config)
+with one_line_errors("The totals"):
+    totals_ui(stats, gpu_bytes, framework, measured)
+with one_line_errors("The seed exercise"):
+    seed_exercise_ui(config, stats)
+with one_line_errors("The per-layer table"):
+    per_layer_ui(stats)
+with one_line_errors("The training memory"):
+    training_memory_ui(stats, gpu_bytes)
+with one_line_errors("The framework estimate"):
+    framework_ui(stats, framework)
+with one_line_errors("Measuring on this machine"):
+    measure_ui(config, stats, framework)
+with one_line_errors("Make it fit"):
+    make_it_fit_ui(config, stats, gpu_bytes, framework, measured)
+with one_line_errors("The notes"):
+    notes_ui(config)
