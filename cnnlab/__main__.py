@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("cnnlab.commands.classify", "top ImageNet classes of images with Inception v3"),
     "explain": ("cnnlab.commands.explain", "saliency maps, their faithfulness and a sanity check"),
     "fetch": ("cnnlab.commands.fetch", "download weights and datasets ahead of a lecture"),
+    "recordings": ("cnnlab.commands.recordings", "the recorded training runs the Train page replays"),
 }
 
 

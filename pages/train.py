@@ -7,7 +7,7 @@ import streamlit as st
 
 from cnnlab.calc.spec import SpecError
 from cnnlab.errors import ConfigError
-from cnnlab.train import charts, runs
+from cnnlab.train import charts, runs, warmup
 from cnnlab.train.config import OPTIMIZERS, TrainConfig, dense_preset
 from cnnlab.train.digit import predict_one, preprocess_digit
 from cnnlab.train.inside import activation_maps, conv_layers, first_layer_filters
@@ -15,6 +15,8 @@ from cnnlab.train.backend import shared_manager
 from cnnlab.train.jobs import ACTIVE, JobError, JobState, TrainingJob
 from cnnlab.train.metrics import TestReport
 from cnnlab.train.model import job_for, to_inputs
+from cnnlab.train.recording import add_snapshots
+from cnnlab.ui import replay
 from cnnlab.ui.explain import explain_progress, explanation_ui, feature_grids_ui
 from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.job_progress import TRAIN_WORDING, progress_ui, progress_view
@@ -127,7 +129,7 @@ def start_training() -> None:
     if config is None:
         return
     try:
-        job = manager.submit(owner, job_for(config))
+        job = manager.submit(owner, job_for(config, extend=add_snapshots))
     except (JobError, ConfigError) as exc:
         st.session_state["train_error"] = str(exc)
         return
@@ -188,12 +190,13 @@ def live_ui(active: TrainingJob | None) -> None:
     """The live panel, redrawn twice a second while training. While the job is still
     preparing (the first run in a server imports TensorFlow) it polls every 2 s: Streamlit
     garbage-collects after every run, which would slow that import down; the panel reruns
-    the page once batches arrive."""
+    the page once batches arrive. Once the server's warm-up has imported it, 0.5 s."""
     preparing = active is not None and not active.snapshot().epochs
     if active is not None:
         st.session_state["live_job"] = active.id
         st.session_state["live_preparing"] = preparing
-    st.fragment(run_every=(2.0 if preparing else 0.5) if active is not None else None)(live_panel)()
+    slow = preparing and not warmup.done()
+    st.fragment(run_every=(2.0 if slow else 0.5) if active is not None else None)(live_panel)()
 
 
 def digit_grid(images: np.ndarray, captions: list[str], cols: int = 8) -> None:
@@ -415,6 +418,7 @@ def download_ui(job: TrainingJob) -> None:
     st.download_button("Download the model (.keras)", runs.keras_file(job),
                        file_name=f"cnnlab-{job.id}.keras", icon=":material/download:",
                        mime="application/octet-stream", key="download")
+    replay.download_ui(job, runs.report_of(job))
 
 
 def results_ui() -> None:
@@ -465,6 +469,8 @@ def results_ui() -> None:
 
 
 intro_ui()
+if replay.replay_ui():   # ?replay=NAME or an opened recording
+    st.stop()            # a replay trains nothing: no config, no live run, no TensorFlow
 # Whose runs: the browser's cookie (a refresh keeps control) and session_state (page switches).
 # The URL names only the run shown: a shared link lets others watch it, read-only.
 manager = shared_manager()

@@ -3,7 +3,8 @@
 With --json, stdout carries one JSON object per epoch and, last, one with the test
 accuracy, the throughput, the data source, the backend ("threads", or "ray" when
 CNNLAB_RAY_ADDRESS names a cluster) and the worker that trained (its node and process). It
-uses the same job runner as the page.
+uses the same job runner as the page. --record FILE.npz also writes the run as a recording
+the Train page replays without training (format: cnnlab/train/recording.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 import uuid
@@ -67,6 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true",
                         help="do not try the Keras download (same as CNNLAB_OFFLINE=1)")
     parser.add_argument("--save", metavar="PATH.keras", help="save the trained model here")
+    parser.add_argument("--record", metavar="PATH.npz",
+                        help="write the run as a recording the Train page replays: every "
+                             "batch, each epoch's validation, filter snapshots, confusion "
+                             "matrices (format: cnnlab/train/recording.py)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
@@ -83,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--save: the file name must end in .keras, got {args.save!r}")
     if args.save and not os.path.isdir(os.path.dirname(os.path.abspath(args.save))):
         return _fail(f"--save: no such directory: {os.path.dirname(args.save)}")
+    if args.record and not args.record.endswith(".npz"):
+        return _fail(f"--record: the file name must end in .npz, got {args.record!r}")
+    if args.record and not os.path.isdir(os.path.dirname(os.path.abspath(args.record))):
+        return _fail(f"--record: no such directory: {os.path.dirname(args.record)}")
     try:
         config = TrainConfig(
             dataset=args.dataset, architecture=args.arch, filters=tuple(args.filters),
@@ -105,6 +115,7 @@ def _train(config, dataset, args: argparse.Namespace) -> int:
     from cnnlab.train.export import model_bytes
     from cnnlab.train.jobs import JobError, JobState
     from cnnlab.train.model import job_for
+    from cnnlab.train.recording import add_snapshots
 
     def emit(obj: dict, text: str) -> None:
         print(json.dumps(obj) if args.json else text, flush=True)
@@ -114,7 +125,8 @@ def _train(config, dataset, args: argparse.Namespace) -> int:
     try:
         manager = manager_from_env(max_concurrent=1)
         # Each command is its own owner: a cluster's registry is shared with other users.
-        job = manager.submit(f"cli-{uuid.uuid4().hex[:12]}", job_for(config, dataset))
+        extend = add_snapshots if args.record else None
+        job = manager.submit(f"cli-{uuid.uuid4().hex[:12]}", job_for(config, dataset, extend))
     except JobError as exc:       # the cluster is unreachable, or refused the job
         return _fail(str(exc))
     printed = 0
@@ -159,7 +171,37 @@ def _train(config, dataset, args: argparse.Namespace) -> int:
         except OSError as exc:
             return _fail(f"--save: {exc.strerror or exc}: {args.save}")
         result["saved"] = args.save
+    if args.record:
+        failure = _record(job, dataset, args.record)
+        if failure:
+            return _fail(failure)
+        result["recorded"] = args.record
     emit(result, f"test accuracy {result['test_accuracy']:.4f} on {result['test_images']:,} "
                  f"images; {result['images_per_second']:,.0f} images/s; "
                  f"{result['train_seconds']:.1f} s training; data: {snap.info.get('source')}")
     return 0
+
+
+def command_line() -> str | None:
+    """The command as typed (with CNNLAB_OFFLINE when set), for a recording's metadata."""
+    if sys.argv[1:2] != ["train"]:
+        return None
+    offline = "CNNLAB_OFFLINE=1 " if os.environ.get("CNNLAB_OFFLINE") else ""
+    return f"{offline}python -m cnnlab {shlex.join(sys.argv[1:])}"
+
+
+def _record(job, dataset, path: str) -> str | None:
+    """Write the run's recording to `path`; an error line, or None."""
+    from cnnlab.train.inside import analyze_test
+    from cnnlab.train.recording import RecordingError, recording_bytes, recording_from_job
+
+    try:
+        confusion = analyze_test(job.model, dataset).confusion
+        data = recording_bytes(recording_from_job(job, confusion, command=command_line()))
+        with open(path, "wb") as f:
+            f.write(data)
+    except RecordingError as exc:
+        return f"--record: {exc}"
+    except OSError as exc:
+        return f"--record: {exc.strerror or exc}: {path}"
+    return None

@@ -9,6 +9,7 @@ Keras is imported only inside the functions that build a model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,9 +93,11 @@ def prepare(dataset: Dataset, validation_fraction: float = 0.1, seed: int = 0) -
                         one_hot(dataset.y_test), info)
 
 
-def make_build(config: TrainConfig, dataset: Dataset | None = None):
+def make_build(config: TrainConfig, dataset: Dataset | None = None,
+               extend: Callable[[TrainSetup], None] | None = None):
     """The `build` callable for a TrainingJob: runs in the worker thread, loads the data
-    (unless given), builds the model, and returns a `TrainSetup` with test evaluation."""
+    (unless given), builds the model, and returns a `TrainSetup` with test evaluation.
+    `extend(setup)` may add to it there (cnnlab.train.recording.add_snapshots)."""
     config.validate()
 
     @seeds_itself
@@ -112,16 +115,20 @@ def make_build(config: TrainConfig, dataset: Dataset | None = None):
             return {"test_loss": float(loss), "test_accuracy": float(accuracy),
                     "test_images": int(len(data.x_test))}
 
-        return TrainSetup(model=model, x=data.x_train, y=data.y_train,
-                          validation_data=(data.x_val, data.y_val), epochs=config.epochs,
-                          batch_size=config.batch_size, evaluate=evaluate,
-                          info={**data.info, "params": int(model.count_params())},
-                          context={"dataset": source})
+        setup = TrainSetup(model=model, x=data.x_train, y=data.y_train,
+                           validation_data=(data.x_val, data.y_val), epochs=config.epochs,
+                           batch_size=config.batch_size, evaluate=evaluate,
+                           info={**data.info, "params": int(model.count_params())},
+                           context={"dataset": source})
+        if extend is not None:
+            extend(setup)
+        return setup
     return build
 
 
-def job_for(config: TrainConfig, dataset: Dataset | None = None) -> TrainingJob:
-    """A TrainingJob (not yet submitted) that trains `config`."""
-    return TrainingJob(make_build(config, dataset), seed=config.seed,
+def job_for(config: TrainConfig, dataset: Dataset | None = None,
+            extend: Callable[[TrainSetup], None] | None = None) -> TrainingJob:
+    """A TrainingJob (not yet submitted) that trains `config` (`extend`: see make_build)."""
+    return TrainingJob(make_build(config, dataset, extend), seed=config.seed,
                        dtype_policy=config.dtype_policy, label=config.label(),
                        config=config.as_dict())

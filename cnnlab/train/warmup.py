@@ -1,0 +1,167 @@
+"""No waiting for the first point: the server prepares TensorFlow and the seed's model in
+the background once it has started, so pressing Train does not start by importing them.
+
+`start()` is called by app.py on every script run; the first call in a Streamlit server
+starts one daemon thread (later calls return at once). After `DELAY_S` the thread, in small
+steps, and before each one waiting while a page's script is running (so it never delays
+Home or the Calculator; `os.nice` would lower the whole server):
+
+1. loads the seed's dataset (cached by cnnlab.train.datasets for every later run);
+2. imports TensorFlow (the one long step: most of the 10-20 s a cold Train click waited);
+3. imports Keras and settles it for Streamlit (`cnnlab.train.streaming.settle_keras`: the
+   `clear_session()` Streamlit calls after every script run once Keras is imported skips its
+   full garbage collection, and TensorFlow's objects are frozen out of the collector, so
+   the warm-up does not make every page slower afterwards);
+4. trains the seed's CNN for one epoch on a few hundred of those images through the same
+   job runner, callbacks and snapshots as a real run (`job_for(..., extend=add_snapshots)`),
+   outside the JobManager: Keras's lazily loaded modules, tf.data, autograph's conversion of
+   `train_step`, the first traces and oneDNN's kernels are ready. Compiled functions belong
+   to their model and cannot be shared; the first trace of any model is what dominates.
+
+Off with CNNLAB_WARMUP=0; never in AppTest (Streamlit's test runtime is a mock) or outside
+a server. `status()` tells how far it got; the server log gets one line when it is done.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+DELAY_S = float(os.environ.get("CNNLAB_WARMUP_DELAY", "2"))
+PAGE_WAIT_S = 20.0        # at most this long waiting for pages before each step
+WARM_IMAGES = 512         # training images of the warm-up epoch
+_LOCK = threading.Lock()
+_STATE: dict = {"state": "off", "step": None, "seconds": {}, "error": None}
+_THREAD: threading.Thread | None = None
+
+
+def enabled() -> bool:
+    return os.environ.get("CNNLAB_WARMUP", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def in_server() -> bool:
+    """Whether this process is a real Streamlit server (AppTest installs a mock runtime)."""
+    try:
+        from streamlit.runtime import Runtime
+    except ImportError:
+        return False
+    return Runtime.exists() and type(Runtime.instance()) is Runtime
+
+
+def start(*, force: bool = False, delay_s: float | None = None) -> bool:
+    """Start the warm-up once per process (a Streamlit server, unless `force`); True if this
+    call started it."""
+    global _THREAD
+    if _THREAD is not None or not enabled() or not (force or in_server()):
+        return False
+    with _LOCK:
+        if _THREAD is not None:
+            return False
+        _STATE.update(state="waiting", started=time.time())
+        _THREAD = threading.Thread(target=_run, args=(DELAY_S if delay_s is None else delay_s,),
+                                   name="cnnlab-warmup", daemon=True)
+        _THREAD.start()
+    return True
+
+
+def status() -> dict:
+    with _LOCK:
+        return {**_STATE, "seconds": dict(_STATE["seconds"])}
+
+
+def done() -> bool:
+    return status()["state"] == "done"
+
+
+def wait(timeout: float | None = None) -> bool:
+    """Block until the warm-up has ended (done or failed); True if it has."""
+    thread = _THREAD
+    if thread is not None:
+        thread.join(timeout)
+    return status()["state"] in ("done", "failed", "off")
+
+
+def _pages_running() -> bool:
+    return any(t.name == "ScriptRunner.scriptThread" and t.is_alive()
+               for t in threading.enumerate())
+
+
+def _yield_to_pages(limit_s: float = PAGE_WAIT_S) -> None:
+    """Sleep a moment, then until no page's script runs (at most `limit_s`)."""
+    time.sleep(0.05)
+    deadline = time.monotonic() + limit_s
+    while _pages_running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _step(name: str, work) -> None:
+    _yield_to_pages()
+    with _LOCK:
+        _STATE.update(state="running", step=name)
+    t0 = time.perf_counter()
+    work()
+    with _LOCK:
+        _STATE["seconds"][name] = round(time.perf_counter() - t0, 2)
+
+
+def _run(delay_s: float) -> None:
+    t0 = time.monotonic()
+    time.sleep(delay_s)
+    found: dict = {}
+    try:
+        _step("data", lambda: found.update(dataset=_seed_dataset()))
+        _step("tensorflow", lambda: __import__("tensorflow"))
+        _step("keras", _settle_keras)
+        _step("seed model", lambda: _train_briefly(found["dataset"]))
+        with _LOCK:
+            _STATE.update(state="done", step=None, total_s=round(time.monotonic() - t0, 2))
+        print(f"cnnlab warm-up: done in {time.monotonic() - t0:.1f} s {status()['seconds']}",
+              file=sys.stderr, flush=True)
+    except Exception as exc:  # noqa: BLE001 - a failed warm-up only means a colder first run
+        with _LOCK:
+            _STATE.update(state="failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        print(f"cnnlab warm-up: failed ({type(exc).__name__}: {exc})"[:300], file=sys.stderr,
+              flush=True)
+
+
+def _seed_dataset():
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.datasets import load_dataset
+
+    return load_dataset(TrainConfig().dataset)
+
+
+def _settle_keras() -> None:
+    import keras
+
+    from cnnlab.train.streaming import settle_keras
+
+    settle_keras(keras)
+
+
+def _train_briefly(dataset) -> None:
+    """One epoch of the seed's CNN on a few hundred images, as a real run trains."""
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.datasets import Dataset
+    from cnnlab.train.jobs import JobState
+    from cnnlab.train.model import job_for
+    from cnnlab.train.recording import add_snapshots
+
+    # The first images of each class (a warm-up epoch of a few batches, every class seen).
+    per_class = WARM_IMAGES // len(dataset.class_names)
+    train = np.concatenate([np.flatnonzero(dataset.y_train == c)[:per_class]
+                            for c in range(len(dataset.class_names))])
+    test = np.arange(min(len(dataset.y_test), 128))
+    tiny = Dataset(dataset.name, dataset.x_train[train], dataset.y_train[train],
+                   dataset.x_test[test], dataset.y_test[test], dataset.source,
+                   dataset.source_kind, dataset.class_names)
+    job = job_for(TrainConfig(epochs=1), tiny, extend=add_snapshots)
+    job.start(on_finish=lambda _job: None)
+    job.wait()
+    if job.state != JobState.DONE:
+        raise RuntimeError(job.error or f"the warm-up run ended {job.state}")
+    job.free()

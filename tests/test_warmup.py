@@ -1,0 +1,94 @@
+"""The server's warm-up: only in a real server, once, yielding to pages; when it is done,
+TensorFlow, Keras (settled for Streamlit) and the seed's dataset are ready and the first
+real run reuses them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from cnnlab.train import warmup
+from tests import ROOT
+
+
+def test_not_started_outside_a_server_or_when_off(monkeypatch):
+    assert warmup.in_server() is False
+    assert warmup.start() is False and warmup.status()["state"] == "off"
+    monkeypatch.setenv("CNNLAB_WARMUP", "0")
+    assert warmup.start(force=True) is False
+
+
+def test_app_under_apptest_never_warms_up():
+    """AppTest installs a mock runtime: the page tests' processes never import TensorFlow."""
+    from tests.apptest import run_isolated
+
+    result = run_isolated("pages/calculator.py")
+    assert result["exceptions"] == [] and result["tensorflow"] is False
+
+
+def test_it_waits_while_a_page_script_runs():
+    release = threading.Event()
+    page = threading.Thread(target=release.wait, name="ScriptRunner.scriptThread", daemon=True)
+    page.start()
+    t0 = time.monotonic()
+    threading.Timer(0.6, release.set).start()
+    warmup._yield_to_pages(limit_s=5)
+    assert 0.5 < time.monotonic() - t0 < 3
+    t0 = time.monotonic()
+    page.join()
+    warmup._yield_to_pages(limit_s=5)
+    assert time.monotonic() - t0 < 0.5
+
+
+@pytest.mark.slow
+def test_warm_up_prepares_what_the_first_run_uses():
+    """In a fresh process: the warm-up runs its steps, settles Keras (Streamlit's
+    clear_session after every script run stays cheap), caches the dataset, and a seed run
+    started afterwards reaches its first batch without importing or loading anything."""
+    code = textwrap.dedent("""
+        import gc, json, sys, time
+        from cnnlab.train import warmup
+        assert "tensorflow" not in sys.modules
+        assert warmup.start(force=True, delay_s=0) and not warmup.start(force=True)
+        assert warmup.wait(600)
+        status = warmup.status()
+        import keras
+        from cnnlab.train import datasets
+        from cnnlab.train.config import TrainConfig
+        from cnnlab.train.model import job_for
+        t0 = time.perf_counter()
+        keras.backend.clear_session()           # what Streamlit calls after every run
+        clear_ms = (time.perf_counter() - t0) * 1000
+        hits = datasets.mnist_sample.cache_info().hits
+        job = job_for(TrainConfig(epochs=1, batch_size=256))
+        t0 = time.perf_counter()
+        job.start(on_finish=lambda j: None)
+        while not job.snapshot().batches:
+            time.sleep(0.01)
+        first_batch_s = time.perf_counter() - t0
+        job.stop(); job.wait()
+        print(json.dumps({"status": status, "settled": hasattr(keras.backend.clear_session,
+                                                                "__wrapped__"),
+                          "frozen": gc.get_freeze_count(), "clear_ms": clear_ms,
+                          "dataset_reused": datasets.mnist_sample.cache_info().hits > hits,
+                          "first_batch_s": first_batch_s}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          timeout=900, env={**os.environ, "CNNLAB_OFFLINE": "1",
+                                            "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["status"]["state"] == "done", result["status"]
+    assert set(result["status"]["seconds"]) == {"data", "tensorflow", "keras", "seed model"}
+    assert result["settled"] and result["frozen"] > 100_000
+    assert result["dataset_reused"]
+    assert result["clear_ms"] < 200
+    # Importing TensorFlow alone takes longer than this on the machines cnnlab runs on.
+    assert result["first_batch_s"] < result["status"]["seconds"]["tensorflow"] + 5
