@@ -13,6 +13,7 @@ import streamlit as st
 from cnnlab.nets import builders, page_text
 from cnnlab.nets import charts as arch_charts
 from cnnlab.ui import present
+from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.safe import plain
 from cnnlab.vision import images
 
@@ -83,11 +84,8 @@ def guarded(experiment):
     """Run an experiment; an unexpected failure is one line on the page, never a traceback."""
     @functools.wraps(experiment)
     def run(*args) -> None:
-        try:
+        with one_line_errors("The experiment"):  # one line, no server path
             experiment(*args)
-        except Exception as error:  # noqa: BLE001  (the page must survive any failure)
-            st.error(f"The experiment failed: {type(error).__name__}: "
-                     f"{str(error).splitlines()[0] if str(error) else ''}")
     return run
 
 
