@@ -6,7 +6,6 @@ import streamlit as st
 
 from cnnlab import __version__
 from cnnlab.train import warmup
-from cnnlab.train import warmup
 from cnnlab.ui import present, walkthrough
 from cnnlab.ui.safe import plain
 
@@ -29,9 +28,6 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-# Once per server, in the background: TensorFlow and the seed's model get ready, so the
-# first Train click does not wait for them (cnnlab/train/warmup.py; CNNLAB_WARMUP=0: off).
-warmup.start()
 # Once per server, in the background: TensorFlow and the seed's model get ready, so the
 # first Train click does not wait for them (cnnlab/train/warmup.py; CNNLAB_WARMUP=0: off).
 warmup.start()

@@ -290,6 +290,8 @@ def residual_step_ui(part: str) -> None:
     with present.fold("Sizes: input, filters, stride", ":material/tune:"):
         hw, c_in, filters, stride, kind = residual_sizes_ui()
     bottleneck = kind == "bottleneck"
+    if part == "projection" and not builders.needs_projection(c_in, filters, stride, bottleneck):
+        stride = 2      # these sizes pass x through: the projection a stride of 2 would need
     try:
         unit = steps.residual_build_up((hw, hw, c_in), filters, stride=stride,
                                        bottleneck=bottleneck)
@@ -312,8 +314,7 @@ def residual_step_ui(part: str) -> None:
                  f"{unit.projection_params:,}", "parameters", **NO_DELTA)
         c.metric("Unit with projection", f"{unit.residual_params + unit.projection_params:,}",
                  "parameters", **NO_DELTA)
-    layers = residual_layer_text(filters, unit.projection_stride if part == "projection"
-                                 else stride, bottleneck)
+    layers = residual_layer_text(filters, stride, bottleneck)
     present.chart(step_charts.residual_figure(unit, part, layers), width="stretch",
                   key="residual_build_up", download="the residual unit")
 

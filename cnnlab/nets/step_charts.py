@@ -13,6 +13,7 @@ from cnnlab.nets.steps import BRANCHES, BranchTotals, ResidualBuildUp
 
 WITH_REDUCE, NAIVE = "#4c78a8", "#bab0ac"
 HEIGHT = 470
+RESIDUAL_HEIGHT = 400
 BRANCH_TEXT = {"1x1": ("1x1 conv",), "3x3": ("1x1 reduce", "3x3 conv"),
                "5x5": ("1x1 reduce", "5x5 conv"), "pool": ("3x3 max pool", "1x1 proj")}
 
@@ -91,36 +92,38 @@ def residual_figure(unit: ResidualBuildUp, part: str, residual_layers: list[str]
     convolution with the stride, and batch normalization)."""
     fig = go.Figure()
     n = len(residual_layers)
-    _box(fig, 1, 0, "x " + "x".join(map(str, unit.input_shape)), "#8d99ae", width=1.6)
+    x = 2.0                                   # the residual branch's column
+    _box(fig, x, 0, "x " + "x".join(map(str, unit.input_shape)), "#8d99ae", width=1.8)
     for i, text in enumerate(residual_layers, start=1):
-        _box(fig, 1, i, text, "#54a24b", width=1.6)
-        _arrow(fig, 1, i - 1 + 0.28, 1, i - 0.28)
+        _box(fig, x, i, text, "#54a24b", width=1.8)
+        _arrow(fig, x, i - 1 + 0.28, x, i - 0.28)
     top = n + 1
-    fig.add_annotation(x=1.95, y=(n + 1) / 2, showarrow=False, xanchor="left",
+    fig.add_annotation(x=x + 1.0, y=(n + 1) / 2, showarrow=False, xanchor="left",
                        text=f"F(x): {unit.residual_params:,} parameters", font={"size": 13})
     if part == "f":
-        _box(fig, 1, top, "F(x)", "#54a24b", width=1.6)
-        _arrow(fig, 1, n + 0.28, 1, top - 0.28)
+        _box(fig, x, top, "F(x)", "#54a24b", width=1.8)
     else:
-        _box(fig, 1, top, "F(x) + shortcut → ReLU", "#333333", width=2.2)
-        _arrow(fig, 1, n + 0.28, 1, top - 0.28)
+        _box(fig, x, top, "F(x) + shortcut → ReLU", "#333333", width=2.2)
+    _arrow(fig, x, n + 0.28, x, top - 0.28)
+    if part != "f":
+        left = x - 1.1                        # where the shortcut enters the sum's box
         if part == "identity":
             colour, text = IDENTITY, "identity: x itself, 0 parameters"
-            fig.add_shape(type="path", path=f"M 0.2 0 C -0.9 0 -0.9 {top} -0.1 {top}",
+            fig.add_shape(type="path", path=f"M {x - 0.9} 0 C -0.2 0 -0.2 {top} {left} {top}",
                           line={"color": colour, "width": 3})
         else:
             colour = PROJECTION
             text = f"projection: {unit.projection_params:,} parameters"
-            fig.add_shape(type="path", path=f"M 0.2 0 C -0.9 0 -0.9 {top / 2 - 0.5} -0.45 "
-                          f"{top / 2 - 0.3}", line={"color": colour, "width": 3})
-            _box(fig, -0.45, top / 2, f"1x1 conv /{unit.projection_stride} + BN", colour,
-                 width=1.3)
-            fig.add_shape(type="path", path=f"M -0.45 {top / 2 + 0.28} C -0.45 {top} -0.3 "
-                          f"{top} -0.1 {top}", line={"color": colour, "width": 3})
-        fig.add_annotation(x=-0.95, y=top + 0.55, showarrow=False, xanchor="left", text=text,
+            mid = top / 2
+            fig.add_shape(type="path", path=f"M {x - 0.9} 0 C 0 0 0 {mid - 0.6} 0 {mid - 0.28}",
+                          line={"color": colour, "width": 3})
+            _box(fig, 0, mid, f"1x1 conv /{unit.projection_stride} + BN", colour, width=1.5)
+            fig.add_shape(type="path", path=f"M 0 {mid + 0.28} C 0 {top} 0 {top} {left} {top}",
+                          line={"color": colour, "width": 3})
+        fig.add_annotation(x=-0.7, y=top + 0.6, showarrow=False, xanchor="left", text=text,
                            font={"color": colour, "size": 14})
-    fig.update_xaxes(range=[-1.4, 3.6], visible=False)
-    fig.update_yaxes(range=[-0.5, top + 0.9], visible=False)
-    fig.update_layout(height=HEIGHT, margin={"l": 10, "r": 10, "t": 20, "b": 10},
+    fig.update_xaxes(range=[-0.9, 5.2], visible=False)
+    fig.update_yaxes(range=[-0.5, top + 0.95], visible=False)
+    fig.update_layout(height=RESIDUAL_HEIGHT, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       showlegend=False)
     return fig

@@ -63,11 +63,13 @@ html { font-size: 24px; }
   summary, th, td, [data-testid="stCaptionContainer"], [data-testid="stMetricLabel"],
   [data-testid="stMetricDelta"], [data-testid="stMarkdownContainer"],
   [data-baseweb="select"] div, [data-baseweb="tab"] div) { font-size: max(1rem, 1em); }
-[data-testid="stMain"] [data-testid="stMetricValue"] { font-size: 3rem; }
+[data-testid="stMain"] [data-testid="stMetricValue"] { font-size: 2.6rem; }
+[data-testid="stMain"] h1 { font-size: 2.2rem; padding-top: 0; }
 [data-testid="stMain"] [data-testid="stMetricValue"] * { font-size: inherit; }
 [data-testid="stMain"] .katex { font-size: 1.3em; }
-[data-testid="stMain"] [data-testid="stCaptionContainer"] { color: #3d3d3d; }
-[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; max-width: 100%; }
+[data-testid="stMain"] [data-testid="stCaptionContainer"],
+[data-testid="stMain"] [data-testid="stCaptionContainer"] * { color: #3d3d3d; }
+[data-testid="stMainBlockContainer"] { padding-top: 4rem; padding-bottom: 2rem; }
 </style>
 """
 
@@ -158,7 +160,7 @@ def _contrast(colour: Any) -> Any:
     else:
         return colour
     h, lightness, s = colorsys.rgb_to_hls(r, g, b)
-    if s < 0.08:                                     # greys stay grey, only darker
+    if s < 0.2:                                      # greys stay grey, only darker
         r, g, b = colorsys.hls_to_rgb(h, min(lightness, 0.55), s)
     else:
         r, g, b = colorsys.hls_to_rgb(h, min(lightness, _MAX_LIGHTNESS), max(s, 0.65))
