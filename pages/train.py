@@ -16,7 +16,7 @@ from cnnlab.train.jobs import ACTIVE, JobError, JobState, TrainingJob
 from cnnlab.train.metrics import TestReport
 from cnnlab.train.model import job_for, to_inputs
 from cnnlab.train.recording import add_snapshots
-from cnnlab.ui import replay
+from cnnlab.ui import present, replay, views
 from cnnlab.ui.explain import explain_progress, explanation_ui, feature_grids_ui
 from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.job_progress import TRAIN_WORDING, progress_ui, progress_view
@@ -173,7 +173,8 @@ def live_panel() -> None:
                    f"training, {snap.info.get('validation_images', 0):,} validation, "
                    f"{snap.info.get('test_images', 0):,} test images.")
     if snap.batches:
-        st.plotly_chart(charts.live_figure(snap), width="stretch", key="live_chart")
+        present.chart(charts.live_figure(snap), width="stretch", key="live_chart",
+                      download="the learning curve")
     if snap.state == JobState.DONE:
         st.success(f"Test accuracy {snap.result['test_accuracy']:.2%} on "
                    f"{snap.result['test_images']:,} test images.", icon=":material/check_circle:")
@@ -213,8 +214,8 @@ def inside_ui(job: TrainingJob, dataset, analysis: TestReport) -> None:
     if convs:
         st.markdown("**First-layer filters** (red: positive weights, blue: negative). "
                     "Each is a 3x3 (or larger) pattern detector slid over the image.")
-        st.plotly_chart(charts.filters_figure(first_layer_filters(job.model)), width="stretch",
-                        key="filters")
+        present.chart(charts.filters_figure(first_layer_filters(job.model)), width="stretch",
+                      key="filters")
     else:
         st.info("The dense net has no filters: every hidden unit sees all 784 pixels at once.")
         return
@@ -227,7 +228,7 @@ def inside_ui(job: TrainingJob, dataset, analysis: TestReport) -> None:
     with right:
         for name, m in maps:
             st.markdown(f"**{name}**: {m.shape[2]} activation maps of {m.shape[0]}x{m.shape[1]}")
-            st.plotly_chart(charts.activations_figure(m), width="stretch", key=f"maps_{name}")
+            present.chart(charts.activations_figure(m), width="stretch", key=f"maps_{name}")
 
 
 def explain_digit_ui(job: TrainingJob, dataset, analysis: TestReport) -> None:
@@ -313,8 +314,8 @@ def confusion_ui(dataset, analysis: TestReport) -> None:
     names = list(dataset.class_names)
     st.markdown(f"Test accuracy **{analysis.accuracy:.2%}** on {len(analysis.y_true):,} images. "
                 "Rows: the true class; columns: the prediction. **Click a cell** to see its images.")
-    event = st.plotly_chart(charts.confusion_figure(analysis.confusion, names), width="stretch",
-                            key="confusion", on_select="rerun", selection_mode="points")
+    event = present.chart(charts.confusion_figure(analysis.confusion, names), width="stretch",
+                          key="confusion", on_select="rerun", selection_mode="points")
     points = (event.selection.points if event and event.selection else []) or []
     cell = None
     if points and points[0].get("customdata"):
@@ -397,7 +398,7 @@ def own_digit_ui(job: TrainingJob, dataset) -> None:
         names = dataset.class_names
         st.markdown(f"The network says **{names[int(np.argmax(probs))]}** "
                     f"({probs.max():.1%}).")
-        st.plotly_chart(charts.probabilities_figure(probs, names), width="stretch", key="probs")
+        present.chart(charts.probabilities_figure(probs, names), width="stretch", key="probs")
 
 
 def compare_ui() -> None:
@@ -410,8 +411,8 @@ def compare_ui() -> None:
                             key="compare_runs")
     st.dataframe(runs.compare_rows(ended), hide_index=True, width="stretch")
     if chosen:
-        st.plotly_chart(charts.compare_figure([labels[c].snapshot() for c in chosen]),
-                        width="stretch", key="compare_chart")
+        present.chart(charts.compare_figure([labels[c].snapshot() for c in chosen]),
+                      width="stretch", key="compare_chart")
 
 
 def download_ui(job: TrainingJob) -> None:
@@ -477,6 +478,7 @@ manager = shared_manager()
 owner = page_owner("train", manager)   # its runs are let go once its last session has ended
 run_view = run_in_view(manager, owner, linked_run())
 show_run_in_url(run_view)
+views.opened("train", views.train_params(PRESETS, DATASET_NAMES))  # the config in the URL
 config = config_ui()
 if config is not None:
     with one_line_errors("The memory and time estimate"):

@@ -84,3 +84,55 @@ def test_train_watch_points_stop_and_look_inside(offline_url, page):
     page.get_by_text("test images are 3 and were predicted 3").wait_for(timeout=30_000)
     page.screenshot(path=f"{SHOTS}/train-confusion.png")
     assert_no_exception(page)
+
+
+def test_a_shared_link_is_watched_and_the_owner_keeps_control(offline_url, page, browser):
+    """Issue 10: sharing a run is watching it. The owner's credential is a cookie, the URL
+    names only the run: another browser opening the link sees the curve, labelled as
+    someone else's run, without Stop; the owner refreshes and still has Stop."""
+    open_page(page, offline_url, "train")
+    page.get_by_text("Network and optimizer").click()
+    set_number(page, "Conv 1 filters", 4)
+    set_number(page, "Conv 2 filters", 8)
+    set_number(page, "Epochs", 200)      # still training while the watcher looks
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=180_000)
+    page.wait_for_function("location.search.includes('run=job-')", timeout=30_000)
+    assert "owner=" not in page.url
+    deadline = time.monotonic() + 30
+    while not any(c["name"] == "cnnlab_owner" for c in page.context.cookies()):
+        assert time.monotonic() < deadline, "the owner cookie was never written"
+        page.wait_for_timeout(200)
+    link = page.url
+
+    watcher_context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        watcher = watcher_context.new_page()
+        watcher.goto(link)
+        wait_for_app_run(watcher)
+        watcher.get_by_text("Someone else's run").first.wait_for(timeout=30_000)
+        watcher.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=30_000)
+        seen = live_points(watcher)
+        deadline = time.monotonic() + 30
+        while live_points(watcher) <= seen:          # the watched curve grows
+            assert time.monotonic() < deadline, "the watcher's chart got no new points"
+            watcher.wait_for_timeout(200)
+        # (the page's own buttons: Streamlit's header shows a "Stop" while a script runs)
+        main = watcher.get_by_test_id("stMainBlockContainer")
+        assert main.get_by_role("button", name="Stop", exact=True).count() == 0
+        assert main.get_by_role("button", name="Train", exact=True).is_enabled()
+        assert_no_exception(watcher)
+        watcher.screenshot(path=f"{SHOTS}/train-watcher.png")
+    finally:
+        watcher_context.close()
+
+    # The owner refreshes (a new session): the cookie, not the URL, gives control back.
+    page.reload()
+    wait_for_app_run(page)
+    stop = page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop",
+                                                                   exact=True)
+    stop.wait_for(timeout=30_000)
+    assert stop.is_enabled() and page.get_by_text("Someone else's run").count() == 0
+    stop.click()
+    page.get_by_text("stopped · epoch").first.wait_for(timeout=30_000)
+    assert_no_exception(page)
