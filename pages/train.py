@@ -173,8 +173,7 @@ def live_panel() -> None:
                    f"training, {snap.info.get('validation_images', 0):,} validation, "
                    f"{snap.info.get('test_images', 0):,} test images.")
     if snap.batches:
-        present.chart(charts.live_figure(snap), width="stretch", key="live_chart",
-                      download="the learning curve")
+        present.chart(charts.live_figure(snap), width="stretch", key="live_chart")
     if snap.state == JobState.DONE:
         st.success(f"Test accuracy {snap.result['test_accuracy']:.2%} on "
                    f"{snap.result['test_images']:,} test images.", icon=":material/check_circle:")
