@@ -32,6 +32,7 @@ from cnnlab.transfer.model import (
 )
 from cnnlab.transfer.registry import run_of, start_run
 from cnnlab.transfer.run import TransferRun
+from cnnlab.ui import present, views
 from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.job_progress import TRANSFER_WORDING, progress_ui, progress_view
 from cnnlab.ui.navigation import ensure_app_navigation
@@ -147,8 +148,8 @@ def classes_ui(dataset: ImageFolder) -> None:
     cols[0].metric("Classes", dataset.num_classes)
     cols[1].metric("Images", f"{len(dataset):,}")
     cols[2].metric("Skipped files", len(dataset.skipped))
-    st.plotly_chart(charts.class_counts_figure(dataset.counts(), folders.RECOMMENDED_PER_CLASS),
-                    width="stretch", key="transfer_counts")
+    present.chart(charts.class_counts_figure(dataset.counts(), folders.RECOMMENDED_PER_CLASS),
+                  width="stretch", key="transfer_counts")
     for warning in dataset.warnings():
         st.warning(plain(warning), icon=":material/warning:")
     if dataset.skipped:
@@ -350,7 +351,7 @@ def job_panel(job: TrainingJob, stage: str, stage_progress: float) -> None:
                    f"({'the head on cached features' if snap.info.get('mode') == 'fast' else 'images through the network'}).")
     progress_ui(view)
     if snap.batches:
-        st.plotly_chart(charts.live_figure(snap), width="stretch", key=f"transfer_live_{snap.id}")
+        present.chart(charts.live_figure(snap), width="stretch", key=f"transfer_live_{snap.id}")
 
 
 def watched_ui(job: TrainingJob) -> None:
@@ -371,8 +372,8 @@ def watched_panel(other: TransferRun) -> None:
     if report is not None:
         st.metric("Test accuracy", f"{report.accuracy:.1%}", help=f"{len(report.y_true)} test "
                   f"images; chance is {1 / len(report.class_names):.1%}")
-        st.plotly_chart(charts.confusion_figure(report.confusion, report.class_names),
-                        width="stretch", key="transfer_watched_confusion")
+        present.chart(charts.confusion_figure(report.confusion, report.class_names),
+                      width="stretch", key="transfer_watched_confusion")
 
 
 def live_panel() -> None:
@@ -445,8 +446,8 @@ def speedup_ui(run: TransferRun) -> None:
                     f"again (≈{speed['uncached_epoch_s']:.2f} s at the speed of that pass); a "
                     f"cached epoch takes {speed['cached_epoch_s'] * 1000:.1f} ms (median "
                     f"training step x steps): **{speed['ratio']:,.0f}x faster**.")
-        st.plotly_chart(charts.speedup_figure(speed["uncached_epoch_s"], speed["cached_epoch_s"]),
-                        width="stretch", key="transfer_speedup")
+        present.chart(charts.speedup_figure(speed["uncached_epoch_s"], speed["cached_epoch_s"]),
+                      width="stretch", key="transfer_speedup")
     elif run.config.mode == "fast":
         st.caption("Fast mode's speed-up is measured from the second training step on (the "
                    "first traces the graph): train for more than one step to see it."
@@ -459,13 +460,13 @@ def per_class_ui(report: TestReport) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Confusion matrix** (rows: true class, columns: prediction)")
-        st.plotly_chart(charts.confusion_figure(report.confusion, report.class_names),
-                        width="stretch", key="transfer_confusion")
+        present.chart(charts.confusion_figure(report.confusion, report.class_names),
+                      width="stretch", key="transfer_confusion", download="the confusion matrix")
     with right:
         st.markdown("**Precision and recall per class**")
-        st.plotly_chart(charts.precision_recall_figure(report.class_names, report.precision,
-                                                       report.recall),
-                        width="stretch", key="transfer_pr")
+        present.chart(charts.precision_recall_figure(report.class_names, report.precision,
+                                                     report.recall),
+                      width="stretch", key="transfer_pr")
         st.dataframe(report.per_class_rows(), hide_index=True, width="stretch",
                      column_config={"precision": st.column_config.NumberColumn(format="percent"),
                                     "recall": st.column_config.NumberColumn(format="percent")})
@@ -526,6 +527,7 @@ watch_notice_ui(run_view)
 if run_view.watching:
     with one_line_errors("Showing the run"):
         watched_ui(run_view.job)
+views.opened("transfer", views.transfer_params(list(MODES), list(IMAGE_SIZES)))  # in the URL
 dataset = source_ui(workspace)
 with one_line_errors("Counting the classes"):
     classes_ui(dataset)
