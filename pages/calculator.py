@@ -17,7 +17,7 @@ from cnnlab.calc import bookmark, presets, report
 from cnnlab.calc import charts as calc_charts
 from cnnlab.calc.analysis import ModelStats, analyze
 from cnnlab.calc.fit import fit_options
-from cnnlab.calc.framework_memory import RULES, FrameworkEstimate, explain_gap, framework_estimate
+from cnnlab.calc.framework_memory import FrameworkEstimate, framework_estimate
 from cnnlab.calc.grammar import (
     GRAMMAR_HELP,
     KERAS_DEFAULTS,
@@ -29,6 +29,7 @@ from cnnlab.calc.grammar import (
 )
 from cnnlab.calc.measure import MeasureError, Measurement, measure, measure_batches
 from cnnlab.calc.memory import DTYPES, GB, MB, MEMORY_ASSUMPTIONS, OPTIMIZER_SLOTS
+from cnnlab.calc.memory_gap import RULES, explain_gap
 from cnnlab.calc.spec import (
     ACTIVATIONS,
     KINDS,

@@ -1,51 +1,27 @@
 """The framework memory model: what Keras 3 on TensorFlow keeps during one training step.
 
 The textbook count (`cnnlab.calc`'s MemoryEstimate) keeps every layer's output for the
-backward pass. TensorFlow keeps what the gradient functions read, and frees every tensor
-when its last reader has run; the peak comes in the backward pass, when the saved tensors
-of the layers not yet differentiated, the gradients in flight and the new weight gradients
-are alive together. This module replays that step layer by layer (pure Python, no
-TensorFlow) and gives the peak as a line in the batch: at each moment of the step the bytes
-alive are fixed + batch x per-sample, and the peak is the largest over all moments.
+backward pass. TensorFlow keeps what the gradient functions read and frees every tensor when
+its last reader has run; the peak comes in the backward pass, when the tensors kept by the
+layers not yet differentiated, the gradients in flight and the weight gradients are alive
+together. `step_moments` replays that step layer by layer (pure Python, no TensorFlow): at
+each moment the bytes alive are fixed + batch x per-sample, and the peak is the largest.
 
-What a layer keeps for its backward pass (read off TensorFlow's gradient registrations,
-`tensorflow/python/ops/nn_grad.py` and `math_grad.py`, and checked on the traced
-`train_step` graph: the forward tensors a `gradient_tape/` op consumes):
+What each layer keeps (`kept_tensors`) is read off TensorFlow's gradient registrations
+(`tensorflow/python/ops/nn_grad.py`, `math_grad.py`) and Keras 3's layers, and is checked
+against the traced `train_step` graph (tests/test_framework_memory.py): a conv or dense
+layer keeps its input, not its output; an activation its output (relu, tanh, sigmoid,
+softmax, elu, selu) or its input (gelu, swish, ...); max pooling its input, its output and
+oneDNN's 1-byte workspace; BatchNorm its input as float32; dropout a 1-byte mask; average
+pooling, flatten, zero padding, concat and add nothing; layers before the first weights have
+no backward at all. `memory_gap.RULES` says the same in the page's words.
 
-* conv, dense: their input (Conv2DBackpropFilter / MatMul need it for the weight gradient)
-  and the weights (Conv2DBackpropInput), not their output. A fused activation keeps its
-  output when its gradient is a function of the output (relu, relu6, elu, selu, sigmoid,
-  tanh, softmax, log_softmax, exponential: `_ReluGrad(op.outputs[0])`, ...), else the
-  pre-activation (leaky_relu, gelu, swish, softplus, ...: `op.inputs[0]`).
-* maxpool, globalmaxpool: input and output (`MaxPoolGrad(orig_input, orig_output, grad)`).
-* avgpool, globalavgpool, flatten, zeropad, concat, add: nothing (their gradients need
-  shapes only). Flatten is a reshape: the same buffer as its input.
-* batchnorm (`keras/src/layers/normalization/batch_normalization.py` ->
-  `tf.nn.moments` + `tf.nn.batch_normalization`, composed ops, not the fused kernel): its
-  input, upcast to float32 (`ops.cast(inputs, "float32")`): under mixed_float16 a separate
-  4-byte copy. Its output is kept only if the next layer keeps it.
-* dropout (`tf.nn.experimental.stateless_dropout`: `where(random >= rate, x * scale, 0)`):
-  the boolean keep-mask, 1 byte per value (SelectV2's gradient reads the condition).
-* lrn: input and output (`LRNGrad(grads, input_image, output_image)`).
-* Under mixed_float16 every layer casts its float32 input to float16
-  (`keras/src/layers/layer.py`, autocast), so the first layer keeps a 2-byte copy of the
-  images; conv and dense keep a float16 copy of their kernel (2 bytes per weight).
-
-Always alive: the input batch (float32) and the target batch (float32, the output's
-shape: the measurement's mean-squared-error loss), the parameters, the optimizer's slots
-(SGD 0, momentum 1, Adam 2 per trainable parameter, float32) and a runtime term.
-
-Gradients: the gradient of a layer's output lives from the backward step of its
-(last-differentiated) reader until its own backward step; each backward step allocates the
-gradient of its input (none for the images: nothing needs it) and workspace
-(`Coefficients`); weight gradients (float32; float16 first under mixed precision) pile up
-from the top layer down and are all alive when the optimizer runs, which adds temporaries
-the size of the largest variables (Adam's `m`/`v` updates, loss-scale unscaling).
-
-The coefficients that are not sizes of tensors (workspace of a backward step, the allocator's
-rounding, the runtime term, the optimizer's temporaries) were fitted against the allocator
-peaks in `tests/data/memory_measurements.json` (`bench/memory_measurements.py`); each
-one's default says what it stands for and where its value comes from.
+Always alive: the input and target batches (float32; the measurement's loss is mean squared
+error), the parameters, the optimizer's slots (SGD 0, momentum 1, Adam 2 per trainable
+parameter) and a runtime term. The constants that are not tensor sizes (`Coefficients`) were
+fitted in two stages by bench/memory_fit.py to tests/data/memory_measurements.json: first to
+the bytes the tensors requested (the allocator's trace), then the allocator's rounding to its
+peaks. Each constant's comment says what it stands for and what was seen.
 """
 
 from __future__ import annotations
@@ -507,88 +483,3 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
              "optimizer temporaries": c.optimizer_temporaries * largest}
     moment("optimizer step", 0.0, sum(fixed.values()), lambda: ({}, fixed))
     return moments
-
-
-# ----------------------------------------------------------------------------- explaining
-
-RULES: tuple[str, ...] = (
-    "Conv and dense keep their input, not their output (Conv2DBackpropFilter and MatMul "
-    "read the input for the weight gradient: tensorflow/python/ops/nn_grad.py, "
-    "math_grad.py).",
-    "A fused or separate activation keeps its output when its gradient reads the output "
-    "(relu, elu, selu, sigmoid, tanh, softmax: `_ReluGrad(op.outputs[0])`), else its input "
-    "(leaky_relu, gelu, swish, softplus).",
-    "Max pooling keeps its input and its output (MaxPoolGrad); average pooling, flatten, "
-    "zero padding, concat and add keep nothing (their gradients need only shapes).",
-    "BatchNormalization (Keras 3 composes tf.nn.moments and tf.nn.batch_normalization) keeps "
-    "its input upcast to float32: under mixed_float16 a separate 4-byte copy.",
-    "Dropout keeps a 1-byte boolean mask (stateless_dropout's where(); SelectV2's gradient "
-    "reads the condition); LRN keeps its input and output (LRNGrad).",
-    "mixed_float16: the first layer keeps a float16 copy of the images; conv and dense keep "
-    "a float16 copy of their kernel; on a CPU, Eigen's float16 conv gradients allocate "
-    "im2col buffers of up to 30 MiB (conv_grad_input_ops.h).",
-    "Backward pass, last layer first: the kept tensors of the layers not yet "
-    "differentiated, the output gradient in flight, the new input gradient and a workspace; "
-    "weight gradients pile up; an optimizer update may run as soon as its gradient exists.",
-    "Always alive: parameters, optimizer slots (Adam 2, momentum 1, SGD 0 per trainable "
-    "parameter), the input and target batches (float32) and a small runtime term.",
-    "The allocator (TensorFlow's BFC, oneDNN's on a CPU) hands over whole chunks: its peak "
-    "is a fitted factor above the bytes the tensors request.",
-    "Fitted on TensorFlow 2.21 on a CPU (tests/data/memory_measurements.json); a GPU's "
-    "cuDNN workspaces are not modelled (bench/gpu_memory.py compares).",
-)
-
-
-def _op_phase(op: str | None) -> str:
-    """'gradient_tape/cnnlab_1/conv2_1/convolution/Conv2DBackpropInput' -> 'the backward
-    of conv2 (Conv2DBackpropInput)'; Adam's ops -> 'the optimizer's update'."""
-    if not op:
-        return "an op the trace does not name"
-    parts = op.split("/")
-    kernel = parts[-1]
-    if any(p.lower() in ("adam", "sgd", "loss_scale_optimizer") for p in parts) \
-            or kernel.lower() in ("adam", "sgd"):
-        return f"the optimizer's update ({kernel})"
-    layer = next((p.rsplit("_", 1)[0] for p in parts[1:] if p.endswith("_1")), None)
-    if parts[0] == "gradient_tape":
-        return f"the backward of {layer} ({kernel})" if layer else f"the backward ({kernel})"
-    return f"the forward of {layer} ({kernel})" if layer else kernel
-
-
-def explain_gap(measured, fw: FrameworkEstimate, textbook) -> list[str]:
-    """Sentences that say where measured, framework model and textbook count part ways.
-    `measured`: a cnnlab.calc.measure.Measurement; `textbook`: the MemoryEstimate at the
-    measurement's larger batch."""
-    from cnnlab.calc.report import format_bytes
-
-    b2, p2 = measured.batches[1], measured.peaks[1]
-    lines = [
-        f"Measured on {measured.device} ({measured.backend}) in {measured.seconds:.0f} s: "
-        f"{format_bytes(p2)} at batch {b2}. The framework model says "
-        f"{format_bytes(fw.at(b2))} ({fw.at(b2) / p2:.2f}x), the textbook count "
-        f"{format_bytes(textbook.training_bytes)} ({textbook.training_bytes / p2:.2f}x).",
-        f"Before the step the allocator held {format_bytes(measured.resident_bytes)}: the "
-        f"parameters and optimizer slots ({format_bytes(textbook.params_bytes + textbook.optimizer_bytes)}) "
-        "and the input and target batches; everything above that is what the step "
-        "allocates.",
-        f"TensorFlow peaked in {_op_phase(measured.peak_op)}; the framework model peaks in "
-        f"the {fw.peak.where}.",
-    ]
-    per = sorted(((what, p) for what, _, p in fw.peak.terms if p > 0), key=lambda t: -t[1])
-    if per:
-        top = ", ".join(f"{what} {format_bytes(p)}" for what, p in per[:4])
-        lines.append(
-            f"Per sample, the textbook keeps every layer's output "
-            f"({format_bytes(textbook.per_sample_bytes)}); at the model's peak TensorFlow "
-            f"holds {format_bytes(fw.peak.per_sample)}, mostly {top}: a conv keeps its "
-            "input rather than its output, gradients in flight and workspace come on top, "
-            "and outputs no gradient reads are freed.")
-    if measured.tensor_peaks:
-        t2 = measured.tensor_peaks[1]
-        lines.append(
-            f"The tensors themselves asked for {format_bytes(t2)} at batch {b2}; the "
-            f"allocator's peak counts whole chunks of its pool ({p2 / t2:.2f}x): a free "
-            "chunk less than twice a request is handed over whole.")
-    lines.append("Repeated measurements differ by a few percent: which independent op runs "
-                 "first, and where the free chunks lie, change from run to run.")
-    return lines

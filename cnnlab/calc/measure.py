@@ -21,6 +21,14 @@ Memory cap: after TensorFlow is imported and the model built, the child limits i
 space (`resource.setrlimit(RLIMIT_AS)`) to what it holds then plus `memory_limit_bytes`
 (default: 80% of the machine's available memory; env `CNNLAB_MEASURE_MAX_BYTES`), so a step
 too big for the machine fails in the child instead of swapping the server out.
+
+Repeatability: ops run one at a time (inter-op parallelism 1; env CNNLAB_MEASURE_INTER_OP),
+PYTHONHASHSEED is fixed and the data are made by TensorFlow; the allocator's peak still moves
+by a few percent between processes (which op runs first, where free chunks lie). On a CPU the
+statistics come from oneDNN's allocator (TF_ENABLE_ONEDNN_OPTS=1), which does not count
+allocations under 256 KiB: measure at batches whose feature maps are bigger than that. The
+allocator's trace (TensorFlow's profiler) also gives `tensor_peaks`, the peak of the bytes
+the tensors requested, without the allocator's chunk rounding, and `peak_op`.
 """
 
 from __future__ import annotations
