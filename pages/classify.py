@@ -13,6 +13,7 @@ import time
 import streamlit as st
 
 from cnnlab.facts import fact
+from cnnlab.ui import present, views
 from cnnlab.ui.explain import explain_progress, explanation_ui
 from cnnlab.ui.navigation import ensure_app_navigation
 from cnnlab.ui.safe import error_line, plain
@@ -165,11 +166,12 @@ def result_ui(classifier: inception.Classifier, mode: str, key: str,
             st.image(result.view, caption=f"As the network sees it: centre crop, {side}×{side}, "
                                           "then scaled to [-1, 1]", width="stretch")
         with chart:
-            st.plotly_chart(top5_figure(result.top, classifier.untrained), width="stretch",
-                            key=f"chart-{mode}-{key}")
+            present.chart(top5_figure(result.top, classifier.untrained), width="stretch",
+                          key=f"chart-{mode}-{key}", download="the top-5 chart")
         with heat:
             top_indices = result.indices
             options = top_indices + [i for i in range(len(names)) if i not in top_indices]
+            url_view.bind(views.cam_param(f"cam-class-{mode}-{key}", options))  # ?cam=
             chosen = st.selectbox(
                 "Grad-CAM for class", options, index=0, key=f"cam-class-{mode}-{key}",
                 format_func=lambda i: f"{names[i]} ({result.probs[i] * 100:.1f}%)")
@@ -272,6 +274,7 @@ intro_ui()
 handoff = st.session_state.get(CUSTOM_KEY)
 custom = transfer_ui(handoff) if handoff else None
 mode = custom[0] if custom else weights_ui()
+url_view = views.opened("classify", views.classify_params(list(images.sample_titles())))
 chosen = inputs_ui()
 if mode is None:
     no_model_ui(chosen)
@@ -291,3 +294,4 @@ except Exception as exc:  # never a traceback on the page
     st.error(plain(error_line("Loading the model", exc)), icon=":material/error:")
     st.stop()
 results_ui(classifier, mode, chosen)
+url_view.sync()   # the Grad-CAM class picked in a panel
