@@ -29,6 +29,7 @@ from cnnlab.train.recording import (
     recording_from_job,
     shipped_names,
 )
+from cnnlab.ui import present
 from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.safe import one_line, plain
 
@@ -207,7 +208,7 @@ def _draw_panel(replay: Replay) -> None:
     st.caption(f"Epoch {epoch} of {rec.meta['config'].get('epochs', rec.epochs)}, batch {batch}; "
                f"{replay.time_of(step):,.1f} s into the recorded training. Filters, confusion "
                f"matrix and predictions: {after}.")
-    st.plotly_chart(charts.live_figure(replay.curves(step)), width="stretch", key="replay_chart")
+    present.chart(charts.live_figure(replay.curves(step)), width="stretch", key="replay_chart")
     left, right = st.columns(2)
     with left:
         filters = replay.filters(step)
@@ -219,14 +220,14 @@ def _draw_panel(replay: Replay) -> None:
         else:
             st.markdown(f"**First-layer filters** ({after}; red positive, blue negative).")
             figure = charts.filters_figure(filters)
-        st.plotly_chart(figure, width="stretch", key="replay_filters")
+        present.chart(figure, width="stretch", key="replay_filters")
     with right:
         confusion = replay.val_confusion(step)
         total = max(int(confusion.sum()), 1)
         st.markdown(f"**Validation confusion matrix** ({after}): "
                     f"{np.trace(confusion) / total:.1%} of {total:,} images right.")
-        st.plotly_chart(charts.confusion_figure(confusion, names), width="stretch",
-                        key="replay_confusion")
+        present.chart(charts.confusion_figure(confusion, names), width="stretch",
+                      key="replay_confusion")
     _samples_ui(replay, step, names)
     if step >= replay.steps and rec.test_accuracy is not None:
         st.success(f"Test accuracy {rec.test_accuracy:.2%} on "
