@@ -42,6 +42,7 @@ from cnnlab.calc.spec import (
     LayerSpec,
     SpecError,
 )
+from cnnlab.ui import present
 from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.navigation import ensure_app_navigation
 from cnnlab.ui.safe import plain
@@ -268,7 +269,8 @@ def per_layer_ui(stats: ModelStats) -> None:
             "receptive field": st.column_config.TextColumn(
                 help="input pixels one output value sees (h x w)"),
         })
-    st.plotly_chart(calc_charts.layer_figure(stats), width="stretch")
+    present.chart(calc_charts.layer_figure(stats), key="calc_layers_chart", width="stretch",
+                  download="the per-layer figure")
 
 
 def training_memory_ui(stats: ModelStats, gpu_bytes: float) -> None:
@@ -277,7 +279,8 @@ def training_memory_ui(stats: ModelStats, gpu_bytes: float) -> None:
         pd.DataFrame(report.training_rows(stats.memory)), hide_index=True, width="stretch",
         column_config={"MB": st.column_config.NumberColumn(format="%.2f", width="small"),
                        "how": st.column_config.TextColumn(width="large")})
-    st.plotly_chart(calc_charts.memory_vs_batch_figure(stats, gpu_bytes), width="stretch")
+    present.chart(calc_charts.memory_vs_batch_figure(stats, gpu_bytes), key="calc_memory_chart",
+                  width="stretch")
 
 
 def framework_ui(stats: ModelStats, fw: FrameworkEstimate) -> None:

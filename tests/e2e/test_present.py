@@ -13,10 +13,6 @@ from tests.e2e.conftest import ARTIFACTS, assert_no_exception, open_page, wait_f
 
 PROJECTOR = {"width": 1920, "height": 1080}
 PAGES = ["", "architectures", "calculator", "train", "classify", "transfer"]
-# The Calculator draws its figures with st.plotly_chart directly, not through
-# cnnlab.ui.present.chart (its page belongs to another room): its body text is checked,
-# its figures' type is not projector-sized yet.
-FIGURES_NOT_PRESENTED = {"calculator"}
 
 # The smallest computed font size of a visible text node in the main area (text inside
 # figures is SVG, measured separately; a dataframe draws on a canvas).
@@ -73,8 +69,7 @@ def test_every_page_is_readable_from_the_back_row(app_url, projector, path):
     smallest = projector.evaluate(SMALLEST_TEXT)
     assert smallest is not None and smallest["size"] >= 24, smallest
     figure_text = projector.evaluate(SMALLEST_FIGURE_TEXT)
-    if path not in FIGURES_NOT_PRESENTED:
-        assert figure_text >= 18, figure_text                 # Infinity: no figure
+    assert figure_text >= 18, figure_text                     # Infinity: no figure
     assert projector.locator("[data-testid='stSidebar'][data-collapsed='true']").count() == 1
     assert "present=1" in projector.url
 
