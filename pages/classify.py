@@ -191,20 +191,21 @@ def explanations_ui(classifier: inception.Classifier, mode: str, key: str,
     cache_key = (key, mode, class_index, options)
     report = st.session_state.get(EXPLAIN_KEY, {}).get(cache_key)
     name = classifier.class_names[class_index]
-    explain_button, sanity_button, note = st.columns([1.2, 1.2, 2])
+    explain_button, sanity_button, note = st.columns([1, 1, 2.4])
     explain_clicked = explain_button.button(
-        "Explain: every method side by side", key=f"explain-{mode}-{key}-{class_index}",
+        "Explain: all methods", key=f"explain-{mode}-{key}-{class_index}",
         icon=":material/travel_explore:", disabled=report is not None, width="stretch",
         help="Grad-CAM, Grad-CAM++, Score-CAM, gradients, SmoothGrad, Integrated Gradients "
              "and occlusion for the class picked above, with their faithfulness scores.")
     sanity_clicked = sanity_button.button(
-        f"Sanity check: re-draw the top {SANITY_BLOCKS} blocks",
-        key=f"sanity-{mode}-{key}-{class_index}", icon=":material/shuffle:",
+        "Sanity check", key=f"sanity-{mode}-{key}-{class_index}", icon=":material/shuffle:",
         disabled=report is not None and report.sanity is not None, width="stretch",
         help="Cascading randomization (Adebayo et al. 2018): do the maps change when what "
              "the network learned is destroyed?")
-    note.caption(f"For **{plain(name)}**. On this CPU Inception v3 at 299×299 takes about 2–3 "
-                 "minutes for all methods, and as long again per block of the sanity check.")
+    note.caption(f"Where did the network look for **{plain(name)}**? Every method side by side, "
+                 f"then the sanity check re-draws the top {SANITY_BLOCKS} blocks. On this CPU "
+                 "Inception v3 at 299×299 takes about 2–3 minutes for all methods, and as long "
+                 "again per block of the sanity check.")
     if explain_clicked or sanity_clicked:
         x = images.scale_to_unit_range(result.view)
         model = classifier.model

@@ -251,10 +251,13 @@ def explain_digit_ui(job: TrainingJob, dataset, analysis: TestReport) -> None:
                                key="explain_digit",
                                help="The test image chosen above, or one of the worst mistakes."))
     true, predicted = int(dataset.y_test[index]), int(analysis.y_pred[index])
-    class_index = int(klass.selectbox(
-        "Class to explain", range(len(names)), index=predicted, key=f"explain_class_{index}",
-        format_func=lambda k: names[k] + (" (predicted)" if k == predicted else "")
-        + (" (true)" if k == true else "")))
+
+    def class_label(k: int) -> str:
+        tags = [tag for tag, hit in (("predicted", k == predicted), ("true", k == true)) if hit]
+        return names[k] + (f" ({', '.join(tags)})" if tags else "")
+
+    class_index = int(klass.selectbox("Class to explain", range(len(names)), index=predicted,
+                                      key=f"explain_class_{index}", format_func=class_label))
     options = explain_lab.page_options(sanity_depth=TRAIN_SANITY_BLOCKS)
     x = to_inputs(dataset.x_test[index:index + 1])[0]
     report = runs.explanation_of(job, index, x, class_index, options, compute=False)

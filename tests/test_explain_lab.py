@@ -77,6 +77,8 @@ def test_scorecam_channels_from_the_environment():
     assert options == lab.page_options(3, {lab.SCORECAM_ENV: "8"})   # a cache key
     assert "16 most active of the layer's 2,048" in lab.scorecam_note(16, 2048)
     assert lab.scorecam_note(2048, 2048).startswith("Score-CAM used every channel")
+    assert [lab.format_seconds(s) for s in (0.0004, 0.25, 1.0, 46.51)] == [
+        "0 ms", "250 ms", "1.0 s", "46.5 s"]
 
 
 def test_methods_that_apply(cnn):
@@ -95,10 +97,12 @@ def test_pictures_a_page_shows():
     assert (pixels[18:24, 30:36] == 255).all() and pixels[:18].max() == 0  # one pixel = 6 x 6
     images = np.random.default_rng(0).uniform(0, 1, (3, 28, 28, 1)).astype(np.float32)
     grid = FeatureGrid("conv1", "filter", "neuron", images, np.ones(3), np.zeros(3), (13, 13, 3, 3))
-    tiles = lab.unit_tiles(grid, size=84)
-    assert len(tiles) == 3 and tiles[0].size == (84, 84)
+    tiles = lab.unit_tiles(grid, size=84, border=3)
+    assert len(tiles) == 3 and tiles[0].size == (84, 84) and tiles[0].mode == "RGB"
+    tile = np.asarray(tiles[1])
+    assert (tile[:3] == 128).all() and (tile[:, -3:] == 128).all()       # the grey frame
     corner = np.rint(images[1, 13, 13, 0] * 255)
-    assert np.asarray(tiles[1])[0, 0] == corner   # the receptive field's top-left pixel, 28x
+    assert (tile[3:29, 3:29] == corner).all()   # the receptive field's top-left pixel, 26x
     colour = FeatureGrid("mixed0", "filter", "channel", np.ones((2, 5, 5, 3), np.float32) * 0.5,
                          np.ones(2), np.zeros(2))
     assert lab.unit_tiles(colour, size=10)[0].mode == "RGB"

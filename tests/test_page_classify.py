@@ -176,6 +176,7 @@ def test_explanation_lab_shows_every_method_and_its_scores(with_weights, monkeyp
 
     from cnnlab.vision.explain import METHODS, access_for
     from cnnlab.vision.explain.faithfulness import deletion_insertion
+    from cnnlab.vision.explain.lab import format_seconds
 
     monkeypatch.setenv("CNNLAB_SCORECAM_CHANNELS", "16")
     at = app_at(PAGE, timeout=900)
@@ -191,7 +192,7 @@ def test_explanation_lab_shows_every_method_and_its_scores(with_weights, monkeyp
     assert list(report.methods) == list(METHODS)
     captions = image_captions(at)
     for m in report.methods.values():
-        assert f"{m.label} · {m.seconds:.2f} s" in captions
+        assert f"{m.label} · {format_seconds(m.seconds)}" in captions
         assert m.map.shape == (299, 299)
     table = at.dataframe[0].value
     assert list(table["method"]) == [m.label for m in report.methods.values()]
@@ -244,7 +245,7 @@ def test_sanity_check_one_click_on_a_transfer_model(no_weights, transfer_style_m
     for m in report.methods.values():
         assert m.map.shape == (150, 150)
         for block, rho in m.randomized_similarity:
-            assert f"+ {block} re-drawn: ρ = {rho:.2f}" in captions
+            assert f"+ {block}: ρ = {rho:.2f}" in captions
         assert f"**{m.label}** {m.verdict()}" in markdown
     assert "Sanity check" in markdown and "rank correlation (Spearman)" in markdown
     assert at.button(key=f"sanity-{mode}-{key}-{top}").disabled

@@ -20,7 +20,7 @@ from PIL import Image
 from cnnlab.ui.safe import plain
 from cnnlab.vision.explain import charts
 from cnnlab.vision.explain.features import FeatureVisualization
-from cnnlab.vision.explain.lab import METHOD_NOTES, scorecam_note, unit_tiles
+from cnnlab.vision.explain.lab import METHOD_NOTES, format_seconds, scorecam_note, unit_tiles
 from cnnlab.vision.explain.report import ExplanationReport, Progress
 
 MAP_COLUMNS = 4
@@ -53,7 +53,7 @@ def explanation_ui(report: ExplanationReport, view: Image.Image, widget_key: str
     columns = st.columns(MAP_COLUMNS)
     for i, (name, m) in enumerate(report.methods.items()):
         columns[i % MAP_COLUMNS].image(report.overlay(name, view), width="stretch",
-                                       caption=f"{m.label} · {m.seconds:.2f} s")
+                                       caption=f"{m.label} · {format_seconds(m.seconds)}")
     height, width = report.input_shape[:2]
     scorecam = report.methods.get("scorecam")
     st.caption(f"Each map over the {width}×{height} {what}: red = most important for the class "
@@ -61,23 +61,19 @@ def explanation_ui(report: ExplanationReport, view: Image.Image, widget_key: str
                "of each method in a server includes 2–3 s of tracing. "
                + (scorecam_note(scorecam.details.get("channels"),
                                 scorecam.details.get("all_channels")) if scorecam else ""))
-    table, plot = st.columns([1, 1.6])
-    with table:
-        st.dataframe(report.rows(), hide_index=True, width="stretch")
-        low, high = report.output_range()
-        if high - low < 0.01:
-            st.info(f"The class's output stays between {low:.4f} and {high:.4f} on every curve: "
-                    "the scores cannot tell the methods apart on this image.",
-                    icon=":material/info:")
-        else:
-            best = report.most_faithful()
-            st.markdown(f"Most faithful here: **{report.methods[best['deletion']].label}** by "
-                        "deletion (the output falls fastest when its top pixels go), "
-                        f"**{report.methods[best['insertion']].label}** by insertion (it "
-                        "rises fastest when they come back).")
-    with plot:
-        st.plotly_chart(charts.faithfulness_figure(report), width="stretch",
-                        key=f"faithfulness-chart-{widget_key}")
+    st.dataframe(report.rows(), hide_index=True, width="stretch")
+    low, high = report.output_range()
+    if high - low < 0.01:
+        st.info(f"The class's output stays between {low:.4f} and {high:.4f} on every curve: "
+                "the scores cannot tell the methods apart on this image.", icon=":material/info:")
+    else:
+        best = report.most_faithful()
+        st.markdown(f"Most faithful here: **{report.methods[best['deletion']].label}** by "
+                    "deletion (the output falls fastest when its top pixels go), "
+                    f"**{report.methods[best['insertion']].label}** by insertion (it rises "
+                    "fastest when they come back).")
+    st.plotly_chart(charts.faithfulness_figure(report), width="stretch",
+                    key=f"faithfulness-chart-{widget_key}")
     with st.expander("What each method computes", icon=":material/help:"):
         st.markdown("\n".join(f"- **{m.label}**: {METHOD_NOTES[name]}"
                               for name, m in report.methods.items()))
@@ -105,7 +101,7 @@ def sanity_ui(report: ExplanationReport, view: Image.Image, widget_key: str,
         columns[0].image(report.overlay(name, view), caption="trained", width="stretch")
         for column, (block, rho, picture) in zip(columns[1:], report.randomized_overlays(name, view),
                                                  strict=False):
-            column.image(picture, caption=f"+ {block} re-drawn: ρ = {rho:.2f}", width="stretch")
+            column.image(picture, caption=f"+ {block}: ρ = {rho:.2f}", width="stretch")
 
 
 def feature_grids_ui(features: FeatureVisualization, class_names: Sequence[str]) -> None:

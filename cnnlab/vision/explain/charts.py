@@ -16,13 +16,13 @@ METHOD_COLORS = {"gradcam": "#d62728", "gradcam++": "#ff7f0e", "scorecam": "#8c5
                  "integrated_gradients": "#1f77b4", "occlusion": "#9467bd"}
 
 
-def faithfulness_figure(report: ExplanationReport, height: int = 300) -> go.Figure:
+def faithfulness_figure(report: ExplanationReport, height: int = 380) -> go.Figure:
     """The class's output as the most important pixels are removed (deletion, left: falls
-    fast for a faithful map) and added to a blurred canvas (insertion, right: rises fast),
-    one line per method, its area in the legend."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08, subplot_titles=(
-        "Deletion: most important pixels removed (lower area = better)",
-        "Insertion: most important pixels added (higher area = better)"))
+    fast for a faithful map) and added to a blurred copy (insertion, right: rises fast),
+    one line per method, both areas in the legend."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.07, subplot_titles=(
+        "Deletion: top pixels removed (lower area = better)",
+        "Insertion: top pixels put back on a blurred copy (higher area = better)"))
     for name, m in report.methods.items():
         color = METHOD_COLORS.get(name, "#333333")
         for col, values, auc in ((1, m.curves.deletion, m.deletion_auc),
@@ -33,11 +33,13 @@ def faithfulness_figure(report: ExplanationReport, height: int = 300) -> go.Figu
                 legendgroup=name, showlegend=col == 1,
                 hovertemplate=f"{m.label}: %{{y:.3f}} at %{{x:.0f}}% (area {auc:.3f})<extra></extra>"),
                 row=1, col=col)
-    fig.update_xaxes(title_text="pixels removed / added (%)", range=[0, 100])
+    fig.update_xaxes(title_text="% of pixels removed", range=[0, 100], row=1, col=1)
+    fig.update_xaxes(title_text="% of pixels put back", range=[0, 100], row=1, col=2)
     fig.update_yaxes(title_text="output for the class", row=1, col=1)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(title="method (deletion / insertion area)", font=dict(size=11)))
-    fig.update_annotations(font_size=12)
+                      legend=dict(title="method (deletion / insertion area):", orientation="h",
+                                  yanchor="top", y=-0.22, x=0, font=dict(size=12)))
+    fig.update_annotations(font_size=13)
     return fig
 
 

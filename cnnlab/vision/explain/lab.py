@@ -80,6 +80,11 @@ def scorecam_note(channels_used: int | None, channels_total: int | None) -> str:
             f"about 3 minutes for Inception v3 on this CPU; `{SCORECAM_ENV}=all` runs it).")
 
 
+def format_seconds(seconds: float) -> str:
+    """A method's time as a page shows it: milliseconds below a second."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
 def digit_view(x: np.ndarray, size: int = 168) -> Image.Image:
     """A (H, W, 1) input in [0, 1] as an RGB picture `size` pixels wide (nearest
     neighbour, so every pixel the network saw stays a visible square)."""
@@ -87,12 +92,18 @@ def digit_view(x: np.ndarray, size: int = 168) -> Image.Image:
     return Image.fromarray(gray).convert("RGB").resize((size, size), Image.Resampling.NEAREST)
 
 
-def unit_tiles(grid: FeatureGrid, size: int = 84) -> list[Image.Image]:
-    """Each unit's image (cut to its receptive field for a first-layer neuron) as a picture
-    `size` pixels wide, nearest neighbour: tile k is unit k (filter k, class k)."""
+def unit_tiles(grid: FeatureGrid, size: int = 84, border: int = 2) -> list[Image.Image]:
+    """Each unit's image (cut to its receptive field for a first-layer neuron) as an RGB
+    picture `size` pixels wide, nearest neighbour, in a mid-grey frame `border` pixels wide
+    (white and black patterns stay apart from each other and from the page): tile k is
+    unit k (filter k, class k)."""
     tiles = []
+    inner = size - 2 * border
     for image in grid.display_images:
         pixels = np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)
         picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-        tiles.append(picture.resize((size, size), Image.Resampling.NEAREST))
+        tile = Image.new("RGB", (size, size), (128, 128, 128))
+        tile.paste(picture.convert("RGB").resize((inner, inner), Image.Resampling.NEAREST),
+                   (border, border))
+        tiles.append(tile)
     return tiles
