@@ -11,12 +11,15 @@ then presses Stop.
 - with --baseline, also cold on a server with the warm-up off (CNNLAB_WARMUP=0): what a
   cold click cost before the warm-up existed.
 
-Prints one line per measurement, then the last line `ratio=warm/cold`.
+Prints one line per measurement (wall seconds, and the server process's CPU seconds over the
+same interval: on 2 shared cores the wall time follows the machine's load, the CPU time
+much less), then the last line `ratio=warm/cold` (wall).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,28 +52,34 @@ def wait_for_warmup(log: Path, timeout: float) -> float | None:
     return None
 
 
-def click_to_first_point(browser, url: str, timeout: float = 300) -> float:
+def click_to_first_point(browser, server, timeout: float = 300) -> tuple[float, float]:
+    """(wall seconds, server CPU seconds) from the click to the first point."""
+    url = server.url
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         open_page(page, url, "train")
         button = page.get_by_role("button", name="Train", exact=True)
         button.wait_for(timeout=60_000)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), server.cpu_s()
         button.click()
         while page.evaluate(POINTS_JS) < 1:
+            failed = page.locator("[data-testid='stException'], [data-testid='stAlertContentError']")
+            if failed.count():
+                raise RuntimeError(f"the run failed: {failed.first.inner_text()[:300]}")
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError(f"no point on the live curve {timeout:.0f} s after the click")
             page.wait_for_timeout(25)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, server.cpu_s() - cpu0
         page.get_by_role("button", name="Stop", exact=True).click()
         page.wait_for_timeout(1000)
-        return elapsed
+        return elapsed, cpu
     finally:
         page.close()
 
 
 def measure(browser, name: str, env: dict[str, str], warm_timeout: float | None) -> float:
-    log = LOGS / f"first_curve-{name}-{time.time_ns()}.log"
+    slug = "-".join("".join(c if c.isalnum() else " " for c in name).split())
+    log = LOGS / f"first_curve-{slug}-{time.time_ns()}.log"
     started = time.monotonic()
     with start_app_server({"CNNLAB_OFFLINE": "1", **env}, log=log) as server:
         waited = ""
@@ -83,9 +92,12 @@ def measure(browser, name: str, env: dict[str, str], warm_timeout: float | None)
             waited = (f", warm-up done {seconds:.1f} s after Home was opened" if seconds is not None
                       else f", warm-up NOT done after {warm_timeout:.0f} s")
         up = time.monotonic() - started
-        seconds = click_to_first_point(browser, server.url)
-        print(f"{name}: click -> first point {seconds:.2f} s (server up {up:.0f} s before the "
-              f"click{waited}; TensorFlow loaded: {server.tensorflow_loaded()})", flush=True)
+        load = os.getloadavg()[0]
+        seconds, cpu = click_to_first_point(browser, server)
+        print(f"{name}: click -> first point {seconds:.2f} s, {cpu:.1f} s of server CPU (server "
+              f"up {up:.0f} s before the "
+              f"click{waited}; load average {load:.1f} on {os.cpu_count()} CPUs; TensorFlow "
+              f"loaded: {server.tensorflow_loaded()})", flush=True)
     return seconds
 
 

@@ -15,7 +15,7 @@ from cnnlab.train.backend import shared_manager
 from cnnlab.train.jobs import ACTIVE, JobError, JobState, TrainingJob
 from cnnlab.train.metrics import TestReport
 from cnnlab.train.model import job_for, to_inputs
-from cnnlab.train.recording import add_snapshots
+from cnnlab.train.snapshots import add_snapshots
 from cnnlab.ui import present, replay, views
 from cnnlab.ui.explain import explain_progress, explanation_ui, feature_grids_ui
 from cnnlab.ui.guard import one_line_errors

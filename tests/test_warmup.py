@@ -47,6 +47,24 @@ def test_it_waits_while_a_page_script_runs():
     assert time.monotonic() - t0 < 0.5
 
 
+
+def test_it_steps_aside_for_a_real_run(monkeypatch):
+    """A training job's thread is alive: the warm-up does none of its steps (the run imports
+    and loads what it needs; two would compete for 2 cores and the seed lock)."""
+    monkeypatch.setattr(warmup, "_THREAD", None)
+    monkeypatch.setattr(warmup, "_STATE", {"state": "off", "step": None, "seconds": {},
+                                           "error": None})
+    release = threading.Event()
+    job = threading.Thread(target=release.wait, name="cnnlab-job-99-0123abcd", daemon=True)
+    job.start()
+    try:
+        assert warmup.start(force=True, delay_s=0)
+        assert warmup.wait(30)
+        assert warmup.status()["state"] == "skipped" and warmup.status()["seconds"] == {}
+    finally:
+        release.set()
+
+
 @pytest.mark.slow
 def test_warm_up_prepares_what_the_first_run_uses():
     """In a fresh process: the warm-up runs its steps, settles Keras (Streamlit's
@@ -92,3 +110,32 @@ def test_warm_up_prepares_what_the_first_run_uses():
     assert result["clear_ms"] < 200
     # Importing TensorFlow alone takes longer than this on the machines cnnlab runs on.
     assert result["first_batch_s"] < result["status"]["seconds"]["tensorflow"] + 5
+
+
+@pytest.mark.slow
+def test_a_run_started_during_the_warm_up_trains():
+    """Train pressed while the warm-up imports TensorFlow: both import through `import keras`
+    (never a module-lock deadlock), the run trains, the warm-up steps aside or finishes."""
+    code = textwrap.dedent("""
+        import json, time
+        from cnnlab.train import warmup
+        from cnnlab.train.config import TrainConfig
+        from cnnlab.train.model import job_for
+        from cnnlab.train.snapshots import add_snapshots
+        assert warmup.start(force=True, delay_s=0)
+        time.sleep(0.5)                       # the warm-up is importing
+        job = job_for(TrainConfig(epochs=1, filters=(4, 8), batch_size=256),
+                      extend=add_snapshots)
+        job.start(on_finish=lambda j: None)
+        job.wait()
+        warmup.wait(600)
+        print(json.dumps({"job": str(job.state), "error": job.error,
+                          "warmup": warmup.status()["state"]}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          timeout=900, env={**os.environ, "CNNLAB_OFFLINE": "1",
+                                            "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["job"] == "done", result["error"]
+    assert result["warmup"] in ("skipped", "done")

@@ -115,7 +115,7 @@ def _train(config, dataset, args: argparse.Namespace) -> int:
     from cnnlab.train.export import model_bytes
     from cnnlab.train.jobs import JobError, JobState
     from cnnlab.train.model import job_for
-    from cnnlab.train.recording import add_snapshots
+    from cnnlab.train.snapshots import add_snapshots
 
     def emit(obj: dict, text: str) -> None:
         print(json.dumps(obj) if args.json else text, flush=True)

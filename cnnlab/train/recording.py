@@ -33,8 +33,8 @@ line, or null), `label`, `config` (`TrainConfig.as_dict()`), `dataset` (`name`, 
 
 Reading checks everything before use (`RecordingError`, one line): the file size
 (`MAX_FILE_BYTES`), each member's declared size (a zip bomb is refused before it is
-inflated), names, dtypes, shapes and the meta's types. Nothing here imports TensorFlow:
-`add_snapshots` builds its Keras callback only inside the training thread.
+inflated), names, dtypes, shapes and the meta's types. Nothing here imports TensorFlow. The
+per-epoch pictures are taken while training by cnnlab.train.snapshots.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ import numpy as np
 
 from cnnlab.train.jobs import JobState
 from cnnlab.train.meter import BatchPoint
-from cnnlab.train.metrics import confusion_matrix, predict_probs
+from cnnlab.train.snapshots import EpochSnapshots
 
 FORMAT = "cnnlab-recording"
 FORMAT_VERSION = 1
@@ -67,8 +67,6 @@ MAX_TOTAL_BYTES = 48 * 2**20        # all arrays, uncompressed
 MAX_BATCHES = 200_000
 MAX_SNAPSHOTS = 201                 # epoch 0 and at most 200 epochs (TrainConfig's limit)
 MAX_CLASSES = 100
-DENSE_UNITS_SHOWN = 16              # a dense net's first hidden units pictured as images
-SAMPLES_PER_CLASS = 1
 
 # name -> (dtype kinds allowed, number of dimensions)
 _ARRAYS = {
@@ -131,88 +129,6 @@ class Recording:
                 "validation_images": d.get("validation_images"), "source": self.source,
                 "command": self.command, "machine": self.meta.get("machine", {}),
                 "created": self.meta.get("created"), "train_seconds": run.get("train_seconds")}
-
-
-# ---- per-epoch pictures, taken while training ---------------------------------------------------
-class EpochSnapshots:
-    """The first layer's weights, the validation confusion matrix and a few test images'
-    probabilities, before training and after every epoch (what a replay's scrubber shows)."""
-
-    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, sample_x: np.ndarray,
-                 sample_labels: np.ndarray, sample_images: np.ndarray, classes: int) -> None:
-        self._x_val, self._x_sample = x_val, sample_x   # dropped when training ends
-        self.y_val = np.asarray(y_val, np.int64)
-        self.sample_labels = np.asarray(sample_labels, np.int64)
-        self.sample_images = np.asarray(sample_images, np.uint8)
-        self.classes = classes
-        self.epochs: list[int] = []
-        self.filters: list[np.ndarray] = []
-        self.val_confusion: list[np.ndarray] = []
-        self.sample_probs: list[np.ndarray] = []
-        self.filters_kind = ""
-
-    def take(self, model, epoch: int) -> None:
-        if self._x_val is None:
-            return
-        kind, pictures = first_layer_pictures(model)
-        self.filters_kind = kind
-        val_pred = predict_probs(model, self._x_val, batch_size=512).argmax(axis=1)
-        self.epochs.append(int(epoch))
-        self.filters.append(pictures.astype(np.float16))
-        self.val_confusion.append(confusion_matrix(self.y_val, val_pred, self.classes))
-        self.sample_probs.append(predict_probs(model, self._x_sample).astype(np.float16))
-
-    def release(self) -> None:
-        self._x_val = self._x_sample = None
-
-    def callback(self):
-        import keras
-
-        snapshots = self
-
-        class _Snapshots(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                snapshots.take(self.model, 0)
-
-            def on_epoch_end(self, epoch, logs=None):
-                snapshots.take(self.model, epoch + 1)
-
-            def on_train_end(self, logs=None):
-                snapshots.release()
-
-        return _Snapshots()
-
-
-def first_layer_pictures(model) -> tuple[str, np.ndarray]:
-    """("conv1", (filters, kh, kw)) for a CNN's first conv layer (mean over input channels),
-    or ("dense1", (units, 28, 28)) for a dense net's first hidden units."""
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        kernel = np.asarray(weights[0], np.float32)
-        if kernel.ndim == 4:                                  # (kh, kw, c_in, filters)
-            return "conv1", np.transpose(kernel.mean(axis=2), (2, 0, 1))
-        if kernel.ndim == 2 and kernel.shape[0] == 28 * 28:   # (784, units)
-            units = kernel[:, :DENSE_UNITS_SHOWN]
-            return "dense1", np.transpose(units).reshape(-1, 28, 28)
-        break
-    return "", np.zeros((0, 1, 1), np.float32)
-
-
-def add_snapshots(setup) -> None:
-    """Give a Train-page `TrainSetup` (cnnlab.train.model.make_build) its EpochSnapshots:
-    pass as `job_for(config, extend=add_snapshots)`; they land in `setup.context`."""
-    dataset = setup.context["dataset"]
-    x_val, y_val = setup.validation_data
-    firsts = [int(np.flatnonzero(dataset.y_test == c)[0])
-              for c in range(len(dataset.class_names)) if np.any(dataset.y_test == c)]
-    images = np.asarray(dataset.x_test[firsts], np.uint8)
-    snapshots = EpochSnapshots(x_val, np.asarray(y_val).argmax(axis=1),
-                               (images.astype(np.float32) / 255.0)[..., None],
-                               dataset.y_test[firsts], images, len(dataset.class_names))
-    setup.fit_kwargs.setdefault("callbacks", []).append(snapshots.callback())
-    setup.context["snapshots"] = snapshots
 
 
 # ---- writing ------------------------------------------------------------------------------------

@@ -6,17 +6,22 @@ starts one daemon thread (later calls return at once). After `DELAY_S` the threa
 steps, and before each one waiting while a page's script is running (so it never delays
 Home or the Calculator; `os.nice` would lower the whole server):
 
-1. loads the seed's dataset (cached by cnnlab.train.datasets for every later run);
-2. imports TensorFlow (the one long step: most of the 10-20 s a cold Train click waited);
-3. imports Keras and settles it for Streamlit (`cnnlab.train.streaming.settle_keras`: the
+1. imports TensorFlow, through `import keras` as every job does (the one long step: most
+   of the 10-20 s a cold Train click waited);
+2. imports Keras and settles it for Streamlit (`cnnlab.train.streaming.settle_keras`: the
    `clear_session()` Streamlit calls after every script run once Keras is imported skips its
    full garbage collection, and TensorFlow's objects are frozen out of the collector, so
    the warm-up does not make every page slower afterwards);
+3. loads the seed's dataset (cached by cnnlab.train.datasets for every later run);
 4. trains the seed's CNN for one epoch on a few hundred of those images through the same
    job runner, callbacks and snapshots as a real run (`job_for(..., extend=add_snapshots)`),
    outside the JobManager: Keras's lazily loaded modules, tf.data, autograph's conversion of
    `train_step`, the first traces and oneDNN's kernels are ready. Compiled functions belong
    to their model and cannot be shared; the first trace of any model is what dominates.
+
+A real run that starts meanwhile needs the same work done: the warm-up steps aside (no
+further step, its own brief run stopped at its next batch) rather than compete with it for
+the CPU and the seed lock; imports in progress are shared (Python's import lock).
 
 Off with CNNLAB_WARMUP=0; never in AppTest (Streamlit's test runtime is a mock) or outside
 a server. `status()` tells how far it got; the server log gets one line when it is done.
@@ -82,7 +87,7 @@ def wait(timeout: float | None = None) -> bool:
     thread = _THREAD
     if thread is not None:
         thread.join(timeout)
-    return status()["state"] in ("done", "failed", "off")
+    return status()["state"] in ("done", "skipped", "failed", "off")
 
 
 def _pages_running() -> bool:
@@ -98,8 +103,21 @@ def _yield_to_pages(limit_s: float = PAGE_WAIT_S) -> None:
         time.sleep(0.05)
 
 
+class _StepAside(Exception):
+    """A real training run started: it does the rest itself."""
+
+
+def _real_run_training(own: str | None = None) -> bool:
+    """Whether a training job's thread (cnnlab.train.jobs: "cnnlab-job-...") other than
+    `own` is alive in this process."""
+    return any(t.name.startswith("cnnlab-job-") and t.name != own and t.is_alive()
+               for t in threading.enumerate())
+
+
 def _step(name: str, work) -> None:
     _yield_to_pages()
+    if _real_run_training():
+        raise _StepAside
     with _LOCK:
         _STATE.update(state="running", step=name)
     t0 = time.perf_counter()
@@ -113,14 +131,22 @@ def _run(delay_s: float) -> None:
     time.sleep(delay_s)
     found: dict = {}
     try:
-        _step("data", lambda: found.update(dataset=_seed_dataset()))
-        _step("tensorflow", lambda: __import__("tensorflow"))
+        # Through `import keras`, as every other importer in cnnlab: a thread that imports
+        # TensorFlow's package first while another imports Keras can deadlock on their
+        # module locks (Python raises _DeadlockError in one of them).
+        _step("tensorflow", lambda: __import__("keras"))
         _step("keras", _settle_keras)
+        _step("data", lambda: found.update(dataset=_seed_dataset()))
         _step("seed model", lambda: _train_briefly(found["dataset"]))
         with _LOCK:
             _STATE.update(state="done", step=None, total_s=round(time.monotonic() - t0, 2))
         print(f"cnnlab warm-up: done in {time.monotonic() - t0:.1f} s {status()['seconds']}",
               file=sys.stderr, flush=True)
+    except _StepAside:
+        with _LOCK:
+            _STATE.update(state="skipped", total_s=round(time.monotonic() - t0, 2))
+        print(f"cnnlab warm-up: stepped aside after {time.monotonic() - t0:.1f} s, a training "
+              f"run started {status()['seconds']}", file=sys.stderr, flush=True)
     except Exception as exc:  # noqa: BLE001 - a failed warm-up only means a colder first run
         with _LOCK:
             _STATE.update(state="failed", error=f"{type(exc).__name__}: {exc}"[:300])
@@ -149,7 +175,7 @@ def _train_briefly(dataset) -> None:
     from cnnlab.train.datasets import Dataset
     from cnnlab.train.jobs import JobState
     from cnnlab.train.model import job_for
-    from cnnlab.train.recording import add_snapshots
+    from cnnlab.train.snapshots import add_snapshots
 
     # The first images of each class (a warm-up epoch of a few batches, every class seen).
     per_class = WARM_IMAGES // len(dataset.class_names)
@@ -161,7 +187,12 @@ def _train_briefly(dataset) -> None:
                    dataset.source_kind, dataset.class_names)
     job = job_for(TrainConfig(epochs=1), tiny, extend=add_snapshots)
     job.start(on_finish=lambda _job: None)
-    job.wait()
+    while not job.wait(0.1):
+        if _real_run_training(own=f"cnnlab-{job.id}"):
+            job.stop()      # at its next batch; the seed lock is free from its first one
+    if _real_run_training(own=f"cnnlab-{job.id}"):
+        job.free()
+        raise _StepAside
     if job.state != JobState.DONE:
         raise RuntimeError(job.error or f"the warm-up run ended {job.state}")
     job.free()
