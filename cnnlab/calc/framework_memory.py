@@ -357,11 +357,12 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
     if accumulators:
         always.append(("gradient accumulators", accumulators, 0.0))
     # BatchNorm reads its input twice (moments and normalization): the two gradients are
-    # summed by AccumulateNV2, which grappler turns into a TemporaryVariable that is still
-    # allocated when the next step starts (traced: "AddN_1/tmp_var_zeros", input-sized).
+    # summed by AccumulateNV2, which grappler turns into a TemporaryVariable; one is still
+    # allocated when the next step starts (traced: "AddN_1/tmp_var_zeros", input-sized;
+    # summing every BatchNorm's overshoots ResNet by 40%: the largest one is kept).
     needs = needs_gradient(stats)
-    bn_sum = sum(4 * elems[la.inputs[0]] for la in layers
-                 if la.kind == "batchnorm" and needs[la.inputs[0]])
+    bn_sum = max((4 * elems[la.inputs[0]] for la in layers
+                  if la.kind == "batchnorm" and needs[la.inputs[0]]), default=0)
     if bn_sum and c.batchnorm_accumulator:
         always.append(("batchnorm input-gradient sums", 0.0, c.batchnorm_accumulator * bn_sum))
     moments: list[Moment] = []
