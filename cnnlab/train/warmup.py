@@ -4,7 +4,9 @@ the background once it has started, so pressing Train does not start by importin
 `start()` is called by app.py on every script run; the first call in a Streamlit server
 starts one daemon thread (later calls return at once). After `DELAY_S` the thread, in small
 steps, and before each one waiting while a page's script is running (so it never delays
-Home or the Calculator; `os.nice` would lower the whole server):
+Home or the Calculator; `os.nice` would lower the whole server), and inside each step
+giving way to pages every few hundred Python calls (`_Polite`: importing TensorFlow is one
+long step; measured, Calculator runs during the warm-up stay at their usual 60-150 ms):
 
 1. imports TensorFlow, through `import keras` as every job does (the one long step: most
    of the 10-20 s a cold Train click waited);
@@ -90,9 +92,52 @@ def wait(timeout: float | None = None) -> bool:
     return status()["state"] in ("done", "skipped", "failed", "off")
 
 
+def _page_threads() -> set[int]:
+    """Idents of the threads running a page's script now (Streamlit starts one per run)."""
+    return {t.ident for t in threading.enumerate()
+            if t.name == "ScriptRunner.scriptThread" and t.is_alive() and t.ident is not None}
+
+
 def _pages_running() -> bool:
-    return any(t.name == "ScriptRunner.scriptThread" and t.is_alive()
-               for t in threading.enumerate())
+    return bool(_page_threads())
+
+
+class _Polite:
+    """The warm-up's threads give way inside a step too (importing TensorFlow is one long
+    step, tracing a model another): a trace function that, every `CHECK_EVERY` Python calls,
+    sleeps while a page's script runs, so the GIL is the page's. A page that runs longer than
+    `PATIENCE_S` (it may be waiting for a module this thread is importing) is not waited for
+    any longer."""
+
+    CHECK_EVERY = 500
+    PATIENCE_S = 1.0
+    MAX_PAUSE_S = 1.0
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seen: dict[int, float] = {}    # page thread -> when this thread first waited for it
+
+    def __call__(self, frame, event, arg):
+        self.calls += 1
+        if self.calls % self.CHECK_EVERY == 0:
+            self.give_way()
+        return None     # no line tracing
+
+    def give_way(self) -> None:
+        deadline = time.monotonic() + self.MAX_PAUSE_S
+        while True:
+            now = time.monotonic()
+            running = _page_threads()
+            self.seen = {i: t for i, t in self.seen.items() if i in running}
+            if not any(now - self.seen.setdefault(i, now) < self.PATIENCE_S for i in running) \
+                    or now > deadline:
+                return
+            time.sleep(0.002)
+
+
+def be_polite() -> None:
+    """Make the calling thread give way to pages' scripts (see `_Polite`)."""
+    sys.settrace(_Polite())
 
 
 def _yield_to_pages(limit_s: float = PAGE_WAIT_S) -> None:
@@ -127,6 +172,7 @@ def _step(name: str, work) -> None:
 
 
 def _run(delay_s: float) -> None:
+    be_polite()
     t0 = time.monotonic()
     time.sleep(delay_s)
     found: dict = {}
@@ -185,7 +231,11 @@ def _train_briefly(dataset) -> None:
     tiny = Dataset(dataset.name, dataset.x_train[train], dataset.y_train[train],
                    dataset.x_test[test], dataset.y_test[test], dataset.source,
                    dataset.source_kind, dataset.class_names)
-    job = job_for(TrainConfig(epochs=1), tiny, extend=add_snapshots)
+    def extend(setup) -> None:     # in the job's own thread: polite there too
+        be_polite()
+        add_snapshots(setup)
+
+    job = job_for(TrainConfig(epochs=1), tiny, extend=extend)
     job.start(on_finish=lambda _job: None)
     while not job.wait(0.1):
         if _real_run_training(own=f"cnnlab-{job.id}"):
