@@ -8,10 +8,10 @@ import streamlit as st
 from cnnlab.calc.spec import SpecError
 from cnnlab.errors import ConfigError
 from cnnlab.train import charts, runs, warmup
+from cnnlab.train.backend import shared_manager
 from cnnlab.train.config import OPTIMIZERS, TrainConfig, dense_preset
 from cnnlab.train.digit import predict_one, preprocess_digit
 from cnnlab.train.inside import activation_maps, conv_layers, first_layer_filters
-from cnnlab.train.backend import shared_manager
 from cnnlab.train.jobs import ACTIVE, JobError, JobState, TrainingJob
 from cnnlab.train.metrics import TestReport
 from cnnlab.train.model import job_for, to_inputs
