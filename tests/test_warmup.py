@@ -48,6 +48,39 @@ def test_it_waits_while_a_page_script_runs():
 
 
 
+
+def test_inside_a_step_it_gives_way_to_pages_but_not_to_a_waiting_run():
+    polite = warmup._Polite()
+    t0 = time.monotonic()
+    polite.give_way()
+    assert time.monotonic() - t0 < 0.1          # no page: straight on
+    release = threading.Event()
+    page = threading.Thread(target=release.wait, name="ScriptRunner.scriptThread", daemon=True)
+    page.start()
+    threading.Timer(0.3, release.set).start()
+    t0 = time.monotonic()
+    polite.give_way()
+    assert 0.25 < time.monotonic() - t0 < 1.5   # until the page's run ended
+    page.join()
+    # A page that runs past PATIENCE_S is not waited for again (it may wait for us).
+    stuck = threading.Event()
+    page = threading.Thread(target=stuck.wait, name="ScriptRunner.scriptThread", daemon=True)
+    page.start()
+    try:
+        polite.give_way()
+        t0 = time.monotonic()
+        polite.give_way()
+        assert time.monotonic() - t0 < 0.1
+        # A real run started: this thread's work is what it waits for; no more giving way.
+        run = threading.Thread(target=stuck.wait, name="cnnlab-job-7-0badcafe", daemon=True)
+        run.start()
+        polite.calls = polite.CHECK_EVERY - 1
+        polite(None, "call", None)
+        assert polite.urgent
+    finally:
+        stuck.set()
+
+
 def test_it_steps_aside_for_a_real_run(monkeypatch):
     """A training job's thread is alive: the warm-up does none of its steps (the run imports
     and loads what it needs; two would compete for 2 cores and the seed lock)."""

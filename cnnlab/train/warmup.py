@@ -107,7 +107,8 @@ class _Polite:
     step, tracing a model another): a trace function that, every `CHECK_EVERY` Python calls,
     sleeps while a page's script runs, so the GIL is the page's. A page that runs longer than
     `PATIENCE_S` (it may be waiting for a module this thread is importing) is not waited for
-    any longer."""
+    any longer. Once a real training run has started, it waits for this work (the import it
+    needs is this one): no more giving way."""
 
     CHECK_EVERY = 500
     PATIENCE_S = 1.0
@@ -116,11 +117,16 @@ class _Polite:
     def __init__(self) -> None:
         self.calls = 0
         self.seen: dict[int, float] = {}    # page thread -> when this thread first waited for it
+        self.urgent = False                 # a real run waits for this thread's work
 
     def __call__(self, frame, event, arg):
         self.calls += 1
-        if self.calls % self.CHECK_EVERY == 0:
-            self.give_way()
+        if self.calls % self.CHECK_EVERY == 0 and not self.urgent:
+            self.urgent = _real_run_training(own=threading.current_thread().name)
+            if self.urgent:
+                sys.settrace(None)      # full speed, without this function's own cost
+            else:
+                self.give_way()
         return None     # no line tracing
 
     def give_way(self) -> None:
