@@ -11,7 +11,9 @@ BENCH_RUNS owners. The same runs go to:
 
 Each backend first trains one untimed run per slot (TensorFlow's import and first trace, in
 this process or in each node's worker), then the timed batch: from the first submit until
-the last run has finished. Printed per backend: wall time, runs per minute, and the
+the last run has finished. (Ray starts a new worker process for each run that had to queue
+and retires the idle ones, so each of those imports TensorFlow again: it prints how many
+worker processes trained the batch.) Printed per backend: wall time, runs per minute, and the
 slot-seconds per run (wall x slots / runs: what one run costs one slot, queueing included),
 which the README's "Scaling out" extrapolates from. Everything it starts is stopped.
 
@@ -121,6 +123,10 @@ def class_of(manager, runs: int, tag: str) -> tuple[float, list[float]]:
     for job in jobs:
         snap = job.snapshot()
         assert snap.state == "done", snap.error
+    workers = {(w["node_id"], w["pid"]) for job in jobs if (w := getattr(job, "worker", None))}
+    if workers:
+        print(f"  {tag}: {runs} runs trained by {len(workers)} worker processes on "
+              f"{len({node for node, _ in workers})} nodes", flush=True)
     return wall, [job.snapshot().elapsed_s for job in jobs]
 
 
@@ -136,7 +142,8 @@ def main() -> int:
     from cnnlab.train.manager import JobManager
 
     print(f"{RUNS} runs of the seed CNN, {EPOCHS} epoch(s) on the offline MNIST sample, "
-          f"{SLOTS} at a time; this machine: {os.cpu_count()} CPUs", flush=True)
+          f"{SLOTS} at a time; this machine: {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
     threads = JobManager(max_concurrent=SLOTS)
     class_of(threads, SLOTS, "warm-threads")
     wall_threads, trained = class_of(threads, RUNS, "threads")
@@ -153,6 +160,7 @@ def main() -> int:
     print(f"a class of {CLASS_SIZE} on N nodes of c slots: T = ceil({CLASS_SIZE} / (N*c)) x "
           f"{slot_s:.1f} s; with c = 1: " + ", ".join(
               f"N={n}: {-(-CLASS_SIZE // n) * slot_s / 60:.1f} min" for n in (1, 2, 10, 50)))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"ratio={ray_rate / threads_rate:.2f}")
     return 0
 
