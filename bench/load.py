@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
             report_train(server.url, server, args.train, args.ttl)
     if not args.no_baseline and pages:
         print("-- a server that never loaded TensorFlow (first runs only)", flush=True)
-        with serve(watcher, env) as server:
+        # CNNLAB_WARMUP=0: the server's warm-up would import TensorFlow in the background.
+        with serve(watcher, {**env, "CNNLAB_WARMUP": "0"}) as server:
             cold = measure_pages(server, pages, [], args.firsts, 0, exceptions)
             print(f"TensorFlow loaded by opening these pages: {server.tensorflow_loaded()}")
         for page in pages:
