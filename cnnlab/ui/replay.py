@@ -38,6 +38,7 @@ SPEEDS = (1, 2, 5, 10, 20, 50)           # x the recorded training's own pace
 TICK_S = 0.5                             # the replay redraws twice a second while playing
 _UPLOAD = "replay_upload"                # session_state: (name, bytes) of an opened upload
 _PLAYING, _POS, _WALL = "replay_playing", "replay_pos_s", "replay_wall"
+_URL_CHANGE = "replay_url_change"       # session_state: the ?replay= a click asked for ("": none)
 STEP_KEY, SPEED_KEY = "replay_step", "replay_speed"
 
 
@@ -53,6 +54,13 @@ def _replay_of(digest: str, _recording: Recording) -> Replay:
 
 def opened() -> tuple[str, Replay] | None:
     """The recording this page replays: ?replay=NAME, or the one uploaded in this session."""
+    # The URL changes a click asked for, made here in the script run (a query-string change
+    # made in a button callback can reach the browser before the run starts, and be lost).
+    pending = st.session_state.pop(_URL_CHANGE, None)
+    if pending == "":
+        st.query_params.pop(PARAM, None)
+    elif pending:
+        st.query_params[PARAM] = pending
     name = st.query_params.get(PARAM)
     if name:
         try:
@@ -85,12 +93,12 @@ def replay_ui() -> bool:
 
 
 def _open_shipped(name: str) -> None:
-    st.query_params[PARAM] = name
+    st.session_state[_URL_CHANGE] = name
     _reset()
 
 
 def _close() -> None:
-    st.query_params.pop(PARAM, None)
+    st.session_state[_URL_CHANGE] = ""
     st.session_state.pop(_UPLOAD, None)
     _reset()
 
