@@ -61,8 +61,12 @@ def test_upload_train_fast_results_and_handoff():
     split = at.dataframe[0].value  # the split table (nothing was skipped)
     assert list(split["test"]) == [1, 1, 1, 3] and list(split["train"]) == [6, 6, 6, 18]
     assert metrics["Trainable parameters (the head)"] == f"{2048 * 3 + 3:,}"
+    # Every AppTest runs as "test session id", so the session's workspace may also hold
+    # another test's upload: count this upload's own folder, which lies inside it.
     workspace = Path(at.session_state["transfer_workspace"])
-    assert len(list(workspace.rglob("*.jpg"))) == 24
+    unpacked = Path(at.session_state["transfer_dataset"].root)
+    assert unpacked.resolve().is_relative_to(workspace.resolve())
+    assert len(list(unpacked.rglob("*.jpg"))) == 24
 
     at.selectbox(key="transfer_size").set_value(75)
     at.number_input(key="transfer_epochs_fast").set_value(2)

@@ -38,13 +38,15 @@ def start_app_server(env: dict[str, str] | None = None, timeout: float = 90) -> 
         yield server.url
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: the server and Playwright's sync loop end with tests/e2e,
+# so the tests after it can run their own asyncio loops (asyncio.run, sync_playwright).
+@pytest.fixture(scope="package")
 def app_url() -> Iterator[str]:
     with start_app_server() as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     if not Path(CHROMIUM).exists():
         message = "Debian's chromium is missing: apt-get install -y chromium"
