@@ -347,6 +347,38 @@ def test_finished_runs_are_freed_after_the_ttl():
         manager.shutdown()
 
 
+def test_runs_past_the_ttl_go_on_a_server_nobody_clicks_on():
+    """The class has left: no page calls the manager any more, yet a finished run is let go
+    once the TTL has passed (the manager's sweeper), and its memory with it."""
+    clock = FakeClock()
+    manager = JobManager(max_concurrent=1, ttl_s=60, clock=clock)
+    freed = []
+    manager.on_evict(lambda owner, jobs: freed.extend(j.id for j in jobs))
+    try:
+        (job,) = finished_runs(manager, "a", 1)
+        manager.sweep_every(0.05)
+        manager.sweep_every(0.05)           # idempotent: one sweeper
+        time.sleep(0.3)
+        assert freed == [] and manager.kept() == 1      # not yet: the TTL has not passed
+        clock.now += 61
+        wait_for(lambda: freed == [job.id], timeout=10)
+        assert manager.kept() == 0 and job.model is None
+    finally:
+        manager.shutdown()
+    wait_for(lambda: not manager._sweeper.is_alive(), timeout=10)   # shutdown ends it
+
+
+def test_the_heap_is_trimmed_after_runs_are_collected(monkeypatch):
+    from cnnlab.train import streaming
+
+    trimmed = []
+    monkeypatch.setattr(streaming, "trim_heap", lambda: trimmed.append(1) or True)
+    streaming.release_memory()
+    assert trimmed == [1]
+    monkeypatch.undo()
+    assert streaming.trim_heap() in (True, False)       # the real call (glibc) does not fail
+
+
 def test_the_server_keeps_at_most_max_kept_runs_oldest_go_first():
     clock = FakeClock()
     manager = JobManager(max_concurrent=1, max_kept=3, clock=clock)

@@ -67,6 +67,8 @@ class JobManager:
         self._finished_at: dict[str, float] = {}      # job id -> when it ended
         self._released: set[str] = set()              # owners whose sessions all ended
         self._evict_hooks: list[Callable[[str, list[TrainingJob]], None]] = []
+        self._sweeper: threading.Thread | None = None  # see sweep_every()
+        self._closing = threading.Event()
 
     def submit(self, owner: str, job: TrainingJob) -> TrainingJob:
         """Start `job` for `owner` now, or queue it. Refuses a second active job per owner."""
@@ -188,6 +190,25 @@ class JobManager:
                 dropped += self._drop(owner, [job])
         return dropped
 
+    def sweep_every(self, interval_s: float | None = None) -> None:
+        """Evict in a daemon thread every `interval_s` seconds (default: a quarter of the TTL,
+        at most a minute), so runs are let go on time on a server nobody is clicking on (a
+        class that has left). Idempotent; `shutdown()` ends the thread."""
+        interval = interval_s or min(max(self.ttl_s / 4, 0.5), 60.0)
+        with self._lock:
+            if self._sweeper is not None:
+                return
+            self._sweeper = threading.Thread(target=self._sweep, args=(interval,),
+                                             name="cnnlab-run-sweeper", daemon=True)
+        self._sweeper.start()
+
+    def _sweep(self, interval: float) -> None:
+        while not self._closing.wait(interval):
+            try:
+                self.evict()
+            except Exception:  # noqa: BLE001 - the sweeper outlives any one bad run
+                pass
+
     def kept(self) -> int:
         """Runs held by the server (finished and active)."""
         with self._lock:
@@ -216,6 +237,7 @@ class JobManager:
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop everything (tests, server exit) and wait for the threads."""
+        self._closing.set()
         with self._lock:
             queued = list(self._queue)
             self._queue.clear()
@@ -260,4 +282,8 @@ def shared_manager() -> JobManager:
     with _SHARED_LOCK:
         if _SHARED is None:
             _SHARED = JobManager()
+            _SHARED.sweep_every()       # runs past the TTL go even if nobody clicks
+            from cnnlab.train.streaming import collect_soon
+
+            _SHARED.on_evict(lambda _owner, _jobs: collect_soon())  # their memory, too
         return _SHARED

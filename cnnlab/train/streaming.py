@@ -132,8 +132,23 @@ def release_memory() -> None:
             original = getattr(keras.backend.clear_session, "__wrapped__", None)
             if original is not None:
                 original(free_memory=True)      # Keras' reset, then gc.collect()
+                trim_heap()
                 return
     gc.collect()
+    trim_heap()
+
+
+def trim_heap() -> bool:
+    """Hand the C heap's free pages back to the system (glibc `malloc_trim(0)`, every arena).
+    Jobs train in threads, each with a malloc arena of its own; what a freed model leaves
+    there stays in the server's RSS until trimmed. False where there is no glibc."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.malloc_trim(0))
 
 
 _COLLECT_LOCK = threading.Lock()
