@@ -17,10 +17,12 @@ calculator's SpecError message (checked in the parent before anything starts); r
 of memory (MemoryError, ResourceExhaustedError, the child killed by a signal or by the cap
 below) is `kind="oom"`; a child that runs past `timeout_s` is `kind="timeout"`.
 
-Memory cap: after TensorFlow is imported and the model built, the child limits its address
-space (`resource.setrlimit(RLIMIT_AS)`) to what it holds then plus `memory_limit_bytes`
+Memory cap: after TensorFlow is imported and the model built, the child says so and the
+parent kills it as soon as its resident memory has grown by more than `memory_limit_bytes`
 (default: 80% of the machine's available memory; env `CNNLAB_MEASURE_MAX_BYTES`), so a step
-too big for the machine fails in the child instead of swapping the server out.
+too big for the machine ends in the child instead of swapping the server out. (An address-
+space limit in the child was tried first: under it TensorFlow's op creation could spin at
+100% CPU on a failed allocation for the whole timeout.)
 
 Repeatability: ops run one at a time (inter-op parallelism 1; env CNNLAB_MEASURE_INTER_OP),
 PYTHONHASHSEED is fixed and the data are made by TensorFlow; the allocator's peak still moves
@@ -166,21 +168,19 @@ def measure(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: i
                TF_ENABLE_ONEDNN_OPTS="1")  # oneDNN's CPU allocator keeps the statistics
     start = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-m", "cnnlab.calc.measure"],
-                              input=json.dumps(request), capture_output=True, text=True,
-                              timeout=timeout_s, env=env)
+        returncode, stdout, stderr = _run_child(request, env, timeout_s, limit)
     except subprocess.TimeoutExpired:
         raise MeasureError("timeout", f"measure: no result within {timeout_s:g} s (the child "
                            "process was stopped); try a smaller batch") from None
     except OSError as error:
         raise MeasureError("failed", f"measure: cannot start Python: {error}") from None
     seconds = time.perf_counter() - start
-    reply = _last_json(proc.stdout)
+    reply = _last_json(stdout)
     if reply is not None and "error" in reply:
         raise MeasureError(reply["error"], f"measure: {reply['message']}")
-    if proc.returncode != 0 or reply is None or "steps" not in reply:
+    if returncode != 0 or reply is None or "steps" not in reply:
         capped = reply.get("limit") if reply and reply.get("progress") == "capped" else None
-        raise _failure(proc.returncode, proc.stderr, capped)
+        raise _failure(returncode, stderr, capped)
     first, second = reply["steps"]
     (b1, p1), (b2, p2) = (first["batch"], first["peak"]), (second["batch"], second["peak"])
     slope = (p2 - p1) / (b2 - b1)
@@ -192,6 +192,57 @@ def measure(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: i
         device=reply["device"], backend=reply["backend"], dtype=dtype, optimizer=optimizer,
         accum_steps=accum_steps, tensor_peaks=None if None in tensor else tensor,
         peak_op=second["peak_op"])
+
+
+WATCH_EVERY_S = 0.01
+
+
+def _run_child(request: dict, env: dict, timeout_s: float,
+               limit: int | None) -> tuple[int, str, str]:
+    """Run the child with `request`; (returncode, stdout, stderr). Once the child says it
+    is capped (its model built), it is killed as soon as its resident memory has grown by
+    more than `limit` bytes: the parent watches, so the child never runs into a failing
+    allocation (TensorFlow can spin forever on one, measured with an address-space cap)."""
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab.calc.measure"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    out: list[str] = []
+    err: list[str] = []
+    readers = [threading.Thread(target=lambda f=f, b=b: b.extend(f), daemon=True)
+               for f, b in ((proc.stdout, out), (proc.stderr, err))]
+    for reader in readers:
+        reader.start()
+    proc.stdin.write(json.dumps(request))
+    proc.stdin.close()
+    deadline = time.monotonic() + timeout_s
+    base: int | None = None
+    try:
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(proc.args, timeout_s)
+            if limit and base is None and any('"capped"' in line for line in list(out)):
+                base = _rss_bytes(proc.pid)
+            if limit and base is not None and (_rss_bytes(proc.pid) or 0) - base > limit:
+                proc.kill()
+                break
+            time.sleep(WATCH_EVERY_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for reader in readers:
+            reader.join(5)
+    return proc.returncode, "".join(out), "".join(err)
+
+
+def _rss_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 def _last_json(stdout: str) -> dict | None:
@@ -238,16 +289,6 @@ def _failure(returncode: int, stderr: str, capped: int | None = None) -> Measure
 def _reply(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
-
-
-def _cap_address_space(extra_bytes: int) -> None:
-    """Let the process map at most `extra_bytes` more than it has mapped now."""
-    import resource
-
-    with open("/proc/self/status") as f:
-        vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
-    limit = vm + extra_bytes
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 class _Trace:
@@ -359,8 +400,7 @@ def _child(request: dict) -> dict:
               **({"gradient_accumulation_steps": accum} if accum > 1 else {}))
     model.compile(optimizer=opt, loss="mse")
     if request.get("memory_limit"):
-        _cap_address_space(int(request["memory_limit"]))
-        # From here an allocation can fail anywhere, even as a crash: tell the parent.
+        # From here the parent watches this process's resident memory (see _run_child).
         _reply({"progress": "capped", "limit": int(request["memory_limit"])})
 
     out_shape = tuple(model.output_shape[1:])
