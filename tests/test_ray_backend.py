@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -98,13 +97,16 @@ def test_same_seed_same_curve_as_threads_in_another_process(ray_manager):
     assert remote.result == local.result
     assert remote.worker["pid"] != os.getpid() and remote.worker["node_id"]
     assert remote.model.count_params() == local.model.count_params()
-    # Stop within a second, on a worker that has TensorFlow loaded now.
+    # Stop at the next batch, on a worker that has TensorFlow loaded now: the run ends
+    # inside the epoch it was in (an epoch is 512 batches; a missed Stop would go on for
+    # 1,000 epochs). Counted in batches, not seconds: CI machines are loaded.
     job = ray_manager.submit("alice", TrainingJob(slow_build(), seed=0))
     wait_for(lambda: len(job.snapshot().batches) >= 20)
-    t0 = time.monotonic()
     job.stop()
-    assert job.wait(1.0) and time.monotonic() - t0 < 1.0
-    assert job.state == "stopped" and job.model.predict(X[:2], verbose=0).shape == (2, 2)
+    assert job.wait(60)
+    snap = job.snapshot()
+    assert snap.state == "stopped" and snap.batches[-1].step < 512
+    assert job.model.predict(X[:2], verbose=0).shape == (2, 2)
 
 
 def test_a_killed_worker_fails_the_run_and_the_runner_keeps_working(ray_manager):
