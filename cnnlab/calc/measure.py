@@ -222,8 +222,11 @@ def _run_child(request: dict, env: dict, timeout_s: float,
         while proc.poll() is None:
             if time.monotonic() > deadline:
                 raise subprocess.TimeoutExpired(proc.args, timeout_s)
-            if limit and base is None and any('"capped"' in line for line in list(out)):
-                base = _rss_bytes(proc.pid)
+            if limit and base is None:
+                # The child's own reading when it was capped (the parent may look late).
+                capped = next((json.loads(line) for line in list(out)
+                               if line.startswith('{"progress": "capped"')), None)
+                base = capped.get("rss") if capped else None
             if limit and base is not None and (_rss_bytes(proc.pid) or 0) - base > limit:
                 proc.kill()
                 break
@@ -401,7 +404,8 @@ def _child(request: dict) -> dict:
     model.compile(optimizer=opt, loss="mse")
     if request.get("memory_limit"):
         # From here the parent watches this process's resident memory (see _run_child).
-        _reply({"progress": "capped", "limit": int(request["memory_limit"])})
+        _reply({"progress": "capped", "limit": int(request["memory_limit"]),
+                "rss": _rss_bytes(os.getpid())})
 
     out_shape = tuple(model.output_shape[1:])
     steps = []
