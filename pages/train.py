@@ -46,9 +46,7 @@ INTRO = ("The seed's network (exercise 7) trains in front of you: the loss falls
 
 def intro_ui(walking: bool) -> None:
     st.title("Train")
-    if walking:
-        present.note(INTRO)     # folded on a projector
-    else:
+    if not walking:         # a walk has it at the end of step 1, folded on a projector
         st.markdown(INTRO)
 
 
@@ -130,14 +128,14 @@ def live_ui(active: TrainingJob | None) -> None:
     st.fragment(run_every=(2.0 if slow else 0.5) if active is not None else None)(live_panel)()
 
 
-def inside_ui(job: TrainingJob, dataset, analysis: TestReport) -> None:
+def inside_ui(job: TrainingJob, dataset, analysis: TestReport, slide: bool = False) -> None:
     names = dataset.class_names
     convs = conv_layers(job.model)
     if convs:
         st.markdown("**First-layer filters** (red: positive weights, blue: negative). "
                     "Each is a 3x3 (or larger) pattern detector slid over the image.")
-        present.chart(charts.filters_figure(first_layer_filters(job.model)), width="stretch",
-                      key="filters")
+        present.chart(charts.filters_figure(first_layer_filters(job.model), slide),
+                      width="stretch", key="filters")
     else:
         st.info("The dense net has no filters: every hidden unit sees all 784 pixels at once.")
         return
@@ -261,9 +259,9 @@ def looked_at() -> TrainingJob | None:
     return run_view.job if run_view.watching else manager.latest(owner)
 
 
-def inside_tab_ui(job: TrainingJob, dataset, analysis: TestReport) -> None:
+def inside_tab_ui(job: TrainingJob, dataset, analysis: TestReport, slide: bool = False) -> None:
     with one_line_errors("Drawing the filters and activations"):
-        inside_ui(job, dataset, analysis)
+        inside_ui(job, dataset, analysis, slide)
     with one_line_errors("Explaining a test image"):
         explain_digit_ui(job, dataset, analysis)
     with one_line_errors("Visualizing the features"):
@@ -333,14 +331,19 @@ def step_ui(number: int) -> None:
     part = steps.step(number).part
     if part == "config":
         controls_ui(config_step_ui())
+        present.note(INTRO)
         return
-    if part == "live":
-        config = parts.checked(st.session_state)   # step 1's widgets, kept while not drawn
-        if config is not None:
-            st.caption(plain(f"Next run: {config.label()} (step 1 changes it)."))
-        live_step_ui(controls_ui(config))
-        with one_line_errors("Offering the recorded runs"):
-            replay.picker_ui()
+    if part == "live":       # the curve first, on a projector's screen; Train below it
+        curve, below = st.container(), st.container()
+        with below:
+            config = parts.checked(st.session_state)   # step 1's widgets, kept undrawn
+            active = controls_ui(config)
+            if config is not None:
+                st.caption(plain(f"Next run: {config.label()} (step 1 changes it)."))
+            with one_line_errors("Offering the recorded runs"):
+                replay.picker_ui()
+        with curve:
+            live_step_ui(active)
         return
     job = looked_at()
     if not runs.inspectable(job):
@@ -352,7 +355,7 @@ def step_ui(number: int) -> None:
     if dataset is None or analysis is None:
         st.info("This run has no test set to look at.")
     elif part == "filters":
-        inside_tab_ui(job, dataset, analysis)
+        inside_tab_ui(job, dataset, analysis, slide=True)
     elif part == "confusion":
         with one_line_errors("Drawing the confusion matrix"):
             parts.confusion_ui(dataset, analysis)
