@@ -1,22 +1,25 @@
-"""Train: the seed's MNIST CNN trains live; then look inside what it learned."""
+"""Train: the seed's MNIST CNN trains live; then look inside what it learned.
+
+One scroll, or in presenter mode (or from a `?step=N` link) five steps walked with Back/Next
+and the keys → ←: the config, the live curve, the filters, the confusion matrix and your
+digit (cnnlab.train.steps; the steps' parts in cnnlab.ui.train_views).
+"""
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
-from cnnlab.calc.spec import SpecError
 from cnnlab.errors import ConfigError
-from cnnlab.train import charts, runs, warmup
+from cnnlab.train import charts, runs, steps, warmup
 from cnnlab.train.backend import shared_manager
-from cnnlab.train.config import OPTIMIZERS, TrainConfig, dense_preset
-from cnnlab.train.digit import predict_one, preprocess_digit
+from cnnlab.train.config import TrainConfig
 from cnnlab.train.inside import activation_maps, conv_layers, first_layer_filters
 from cnnlab.train.jobs import ACTIVE, JobError, JobState, TrainingJob
 from cnnlab.train.metrics import TestReport
 from cnnlab.train.model import job_for, to_inputs
 from cnnlab.train.snapshots import add_snapshots
-from cnnlab.ui import present, replay, views
+from cnnlab.ui import present, replay, views, walkthrough
+from cnnlab.ui import train_views as parts
 from cnnlab.ui.explain import explain_progress, explanation_ui, feature_grids_ui
 from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.job_progress import TRAIN_WORDING, progress_ui, progress_view
@@ -34,92 +37,17 @@ from cnnlab.vision.explain import lab as explain_lab
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
-PRESETS = {"Seed CNN (default)": "cnn", "Dense net, same parameter budget": "dense"}
-DATASET_NAMES = {"mnist": "MNIST digits", "fashion_mnist": "Fashion-MNIST clothes"}
 TRAIN_SANITY_BLOCKS = 4   # the seed CNN: output, dense1, conv2, conv1 (all of it)
 PREPARING = ("preparing: loading the data and building the model (the first run in a server "
              "also loads TensorFlow)…")
+INTRO = ("The seed's network (exercise 7) trains in front of you: the loss falls batch by "
+         "batch. Training runs in the background on the server; you can leave and come back.")
 
 
-def intro_ui() -> None:
+def intro_ui(walking: bool) -> None:
     st.title("Train")
-    st.markdown(
-        "The seed's network (exercise 7) trains in front of you: the loss falls batch by batch. "
-        "Training runs in the background on the server; you can leave and come back."
-    )
-
-
-def config_ui() -> TrainConfig | None:
-    """The configuration widgets; returns a validated config, or None after an st.error."""
-    default = TrainConfig()
-    top = st.columns([2, 2, 1, 1, 1])
-    preset = top[0].radio("Network", list(PRESETS), key="preset", horizontal=False,
-                          help="The dense net has one hidden layer sized so its parameter "
-                               "count matches the CNN's: seed answer 1, with real curves.")
-    arch = PRESETS[preset]
-    dataset = top[1].radio("Data", list(DATASET_NAMES), format_func=DATASET_NAMES.get,
-                           key="dataset")
-    epochs = top[2].number_input("Epochs", 1, 200, default.epochs, key="epochs")
-    batch = top[3].selectbox("Batch size", [16, 32, 64, 128, 256, 512], index=2, key="batch")
-    seed = top[4].number_input("Seed", 0, 2**31 - 1, default.seed, key="seed",
-                               help="The same seed gives the same curve.")
-    with st.expander("Network and optimizer", icon=":material/tune:"):
-        c = st.columns(4)
-        if arch == "cnn":
-            f1 = c[0].number_input("Conv 1 filters", 1, 512, 32, key="f1")
-            f2 = c[1].number_input("Conv 2 filters", 1, 512, 64, key="f2")
-            k1 = c[0].selectbox("Conv 1 kernel", [1, 3, 5, 7], index=1, key="k1")
-            k2 = c[1].selectbox("Conv 2 kernel", [1, 3, 5, 7], index=1, key="k2")
-            units = c[2].number_input("Dense units", 1, 4096, 128, key="units")
-            preset_units = None    # the dense net would match this CNN's parameter count
-        else:
-            f1, f2, k1, k2, units = 32, 64, 3, 3, 128
-            preset_units = c[0].number_input("Hidden units", 1, 4096,
-                                             dense_preset(default).dense_preset_units,
-                                             key="preset_units")
-        dropout = c[2].slider("Dropout", 0.0, 0.9, 0.0, 0.05, key="dropout",
-                              help="Applied after the hidden dense layer; the seed uses none.")
-        optimizer = c[3].selectbox("Optimizer", list(OPTIMIZERS), key="optimizer")
-        lr = c[3].select_slider("Learning rate", [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
-                                value=0.001, key="lr")
-        mixed = c[2].toggle("Mixed precision (float16)", key="mixed",
-                            help="Seed answer 3: activations take half the memory. On a CPU "
-                                 "it is slower, not faster.")
-    config = TrainConfig(dataset=dataset, architecture=arch, filters=(int(f1), int(f2)),
-                         kernels=(int(k1), int(k2)), dense_units=int(units),
-                         dense_preset_units=None if preset_units is None else int(preset_units),
-                         dropout=float(dropout), batch_size=int(batch), epochs=int(epochs),
-                         learning_rate=float(lr), optimizer=optimizer, seed=int(seed),
-                         mixed_precision=bool(mixed))
-    try:
-        config.validate()
-        return config
-    except ConfigError as exc:
-        st.error(plain(str(exc)), icon=":material/error:")
-        return None
-
-
-def calculator_ui(config: TrainConfig) -> None:
-    """Parameters and memory from the calculator engine, before anything trains."""
-    try:
-        stats = config.stats()
-    except SpecError as exc:
-        st.error(plain(str(exc)), icon=":material/error:")
-        return
-    mem = stats.memory
-    cols = st.columns(4)
-    cols[0].metric("Parameters", f"{stats.total_params:,}")
-    cols[1].metric("Multiply-adds per image", f"{stats.total_macs:,}")
-    cols[2].metric(f"Training memory, batch {mem.batch}", f"{mem.training_bytes / 1e6:.1f} MB",
-                   help="Activations kept for backprop, input batch, parameters, gradients "
-                        "and optimizer slots (cnnlab.calc).")
-    cols[3].metric("Activation memory", f"{mem.activations_bytes / 1e6:.1f} MB",
-                   help=f"every layer's output x batch {mem.batch}, {mem.dtype}")
-    with st.expander("Layer by layer (from the calculator)", icon=":material/calculate:"):
-        st.dataframe(
-            [{"layer": s.name, "output shape": " x ".join(map(str, s.output_shape)),
-              "parameters": s.params, "multiply-adds": s.macs} for s in stats.layers],
-            hide_index=True, width="stretch")
+    if not walking:         # a walk has it at the end of step 1, folded on a projector
+        st.markdown(INTRO)
 
 
 def start_training() -> None:
@@ -134,6 +62,7 @@ def start_training() -> None:
         st.session_state["train_error"] = str(exc)
         return
     watch_own_run(job)      # the URL names the new run (a link to it is a link to watch)
+    parts.go_to(steps.LIVE)   # in a walk: on to the live curve
 
 
 def stop_training() -> None:
@@ -199,22 +128,14 @@ def live_ui(active: TrainingJob | None) -> None:
     st.fragment(run_every=(2.0 if slow else 0.5) if active is not None else None)(live_panel)()
 
 
-def digit_grid(images: np.ndarray, captions: list[str], cols: int = 8) -> None:
-    for start in range(0, len(images), cols):
-        columns = st.columns(cols)
-        for col, img, cap in zip(columns, images[start:start + cols], captions[start:start + cols],
-                                 strict=False):
-            col.image(img, caption=cap, width=84, clamp=True)
-
-
-def inside_ui(job: TrainingJob, dataset, analysis: TestReport) -> None:
+def inside_ui(job: TrainingJob, dataset, analysis: TestReport, slide: bool = False) -> None:
     names = dataset.class_names
     convs = conv_layers(job.model)
     if convs:
         st.markdown("**First-layer filters** (red: positive weights, blue: negative). "
                     "Each is a 3x3 (or larger) pattern detector slid over the image.")
-        present.chart(charts.filters_figure(first_layer_filters(job.model)), width="stretch",
-                      key="filters")
+        present.chart(charts.filters_figure(first_layer_filters(job.model), slide),
+                      width="stretch", key="filters")
     else:
         st.info("The dense net has no filters: every hidden unit sees all 784 pixels at once.")
         return
@@ -312,97 +233,6 @@ def features_ui(job: TrainingJob, dataset) -> None:
     feature_grids_ui(features, dataset.class_names)
 
 
-def confusion_ui(dataset, analysis: TestReport) -> None:
-    names = list(dataset.class_names)
-    st.markdown(f"Test accuracy **{analysis.accuracy:.2%}** on {len(analysis.y_true):,} images. "
-                "Rows: the true class; columns: the prediction. **Click a cell** to see its images.")
-    event = present.chart(charts.confusion_figure(analysis.confusion, names), width="stretch",
-                          key="confusion", on_select="rerun", selection_mode="points")
-    points = (event.selection.points if event and event.selection else []) or []
-    cell = None
-    if points and points[0].get("customdata"):
-        cell = tuple(points[0]["customdata"][:2])
-    if cell and st.session_state.get("cm_applied") != cell:
-        st.session_state["cm_true"], st.session_state["cm_pred"] = names[cell[0]], names[cell[1]]
-        st.session_state["cm_applied"] = cell
-    c = st.columns(2)
-    true = c[0].selectbox("True class", names, key="cm_true", index=None,
-                          placeholder="click a cell or choose")
-    pred = c[1].selectbox("Predicted class", names, key="cm_pred", index=None,
-                          placeholder="click a cell or choose")
-    if true is None or pred is None:
-        return
-    idx = analysis.indices(names.index(true), names.index(pred))
-    st.caption(f"{len(idx):,} test images are {true} and were predicted {pred}"
-               + (" (showing 32)" if len(idx) > 32 else ""))
-    idx = idx[:32]
-    digit_grid(dataset.x_test[idx], [f"#{i} {analysis.probs[i].max():.0%}" for i in idx])
-
-
-def mistakes_ui(dataset, analysis: TestReport) -> None:
-    names = dataset.class_names
-    if not analysis.mistakes():
-        st.success("No mistakes on the test set.")
-        return
-    st.markdown("The wrong predictions the network was **most sure** of.")
-    digit_grid(dataset.x_test[[m.index for m in analysis.mistakes()]],
-               [f"true {names[m.true]} → {names[m.predicted]} ({m.confidence:.0%})"
-                for m in analysis.mistakes()])
-
-
-def own_digit_ui(job: TrainingJob, dataset) -> None:
-    from cnnlab.vision.images import MAX_UPLOAD_BYTES, UPLOAD_TYPES, ImageError, decode_image
-
-    left, right = st.columns([1, 1.3])
-    with left:
-        thing = "a digit" if dataset.name == "mnist" else "a piece of clothing"
-        st.markdown(f"Draw {thing} (white on black, as in the training images) or upload a "
-                    "photo of one.")
-        image = None
-        try:
-            from streamlit_drawable_canvas import st_canvas
-
-            canvas = st_canvas(stroke_width=18, stroke_color="#FFFFFF", background_color="#000000",
-                               height=256, width=256, drawing_mode="freedraw", key="canvas", return_image_data=True,
-                               update_streamlit=True)
-            if canvas is not None and canvas.image_data is not None \
-                    and canvas.image_data[..., :3].max() > 0:
-                image = canvas.image_data
-        except ImportError:
-            st.caption("Drawing needs streamlit-drawable-canvas; uploading still works.")
-        limit_mb = MAX_UPLOAD_BYTES // 2**20
-        upload = st.file_uploader(f"…or upload an image (up to {limit_mb} MB)", type=UPLOAD_TYPES,
-                                  key="digit_upload", max_upload_size=limit_mb)
-        if upload is not None:
-            try:
-                # a digit needs 28x28: decoded small (issue 15: budgets before work)
-                image = decode_image(upload.getvalue(), upload.name, min_side=112)
-            except ImageError as exc:
-                st.error(plain(str(exc)), icon=":material/error:")
-                image = None
-    with right:
-        if image is None:
-            st.caption("The preprocessing steps and the network's answer appear here.")
-            return
-        steps = preprocess_digit(image)
-        if steps.empty:
-            st.warning("The image is empty: nothing to classify.")
-            return
-        cols = st.columns(4)
-        cols[0].image(steps.gray, caption="gray levels", width="stretch")
-        cols[1].image(steps.normalized, caption="inverted to white on black" if steps.inverted
-                      else "white on black already", width="stretch")
-        cols[2].image(steps.fitted, caption="cropped, longer side scaled to 20 px",
-                      width="stretch")
-        cols[3].image(steps.centered, caption="28x28, centred by mass: what the net sees",
-                      width="stretch")
-        probs = predict_one(job.model, steps.x)
-        names = dataset.class_names
-        st.markdown(f"The network says **{names[int(np.argmax(probs))]}** "
-                    f"({probs.max():.1%}).")
-        present.chart(charts.probabilities_figure(probs, names), width="stretch", key="probs")
-
-
 def compare_ui() -> None:
     ended = runs.ended_runs(manager.jobs_of(owner))
     if not ended:
@@ -424,10 +254,24 @@ def download_ui(job: TrainingJob) -> None:
     replay.download_ui(job, runs.report_of(job))
 
 
+def looked_at() -> TrainingJob | None:
+    """The run the results are of: the watched one, or this browser's latest."""
+    return run_view.job if run_view.watching else manager.latest(owner)
+
+
+def inside_tab_ui(job: TrainingJob, dataset, analysis: TestReport, slide: bool = False) -> None:
+    with one_line_errors("Drawing the filters and activations"):
+        inside_ui(job, dataset, analysis, slide)
+    with one_line_errors("Explaining a test image"):
+        explain_digit_ui(job, dataset, analysis)
+    with one_line_errors("Visualizing the features"):
+        features_ui(job, dataset)
+
+
 def results_ui() -> None:
     """After training: inside the latest run (or the watched one, read-only: no comparison
     with this browser's runs, no download), or only the comparison of earlier runs."""
-    latest = run_view.job if run_view.watching else manager.latest(owner)
+    latest = looked_at()
     if runs.inspectable(latest):
         st.divider()
         st.header("Inside the trained network")
@@ -443,21 +287,16 @@ def results_ui() -> None:
                         else ":material/draw: Your own image",
                         ":material/stacked_line_chart: Compare runs"][:4 if run_view.watching else 5])
         with tabs[0]:
-            with one_line_errors("Drawing the filters and activations"):
-                inside_ui(latest, dataset, analysis)
-            with one_line_errors("Explaining a test image"):
-                explain_digit_ui(latest, dataset, analysis)
-            with one_line_errors("Visualizing the features"):
-                features_ui(latest, dataset)
+            inside_tab_ui(latest, dataset, analysis)
         with tabs[1]:
             with one_line_errors("Drawing the confusion matrix"):
-                confusion_ui(dataset, analysis)
+                parts.confusion_ui(dataset, analysis)
         with tabs[2]:
             with one_line_errors("Showing the worst mistakes"):
-                mistakes_ui(dataset, analysis)
+                parts.mistakes_ui(dataset, analysis)
         with tabs[3]:
             with one_line_errors("Classifying your image"):
-                own_digit_ui(latest, dataset)
+                parts.own_digit_ui(latest, dataset)
         if run_view.watching:
             return
         with tabs[4]:
@@ -471,8 +310,67 @@ def results_ui() -> None:
             compare_ui()
 
 
-intro_ui()
-if replay.replay_ui():   # ?replay=NAME or an opened recording
+def config_step_ui() -> TrainConfig | None:
+    config = parts.config_ui()
+    if config is not None:
+        with one_line_errors("The memory and time estimate"):
+            parts.calculator_ui(config)
+    return config
+
+
+def live_step_ui(active: TrainingJob | None) -> None:
+    watch_notice_ui(run_view)
+    if run_view.watching:   # polled while the watched run trains
+        live_ui(run_view.job if run_view.job.state in ACTIVE else None)
+    else:
+        live_ui(active)
+
+
+def step_ui(number: int) -> None:
+    """One step of the walk: only its part of the page."""
+    part = steps.step(number).part
+    if part == "config":
+        controls_ui(config_step_ui())
+        present.note(INTRO)
+        return
+    if part == "live":       # the curve first, on a projector's screen; Train below it
+        curve, below = st.container(), st.container()
+        with below:
+            config = parts.checked(st.session_state)   # step 1's widgets, kept undrawn
+            active = controls_ui(config)
+            if config is not None:
+                st.caption(plain(f"Next run: {config.label()} (step 1 changes it)."))
+            with one_line_errors("Offering the recorded runs"):
+                replay.picker_ui()
+        with curve:
+            live_step_ui(active)
+        return
+    job = looked_at()
+    if not runs.inspectable(job):
+        st.info(steps.run_notice(job.state if job else None, run_view.watching),
+                icon=":material/hourglass_empty:")
+        return
+    dataset = runs.dataset_of(job)
+    analysis = runs.report_of(job, st.spinner("Predicting the test set…"))
+    if dataset is None or analysis is None:
+        st.info("This run has no test set to look at.")
+    elif part == "filters":
+        inside_tab_ui(job, dataset, analysis, slide=True)
+    elif part == "confusion":
+        with one_line_errors("Drawing the confusion matrix"):
+            parts.confusion_ui(dataset, analysis)
+        st.subheader("The worst mistakes")
+        with one_line_errors("Showing the worst mistakes"):
+            parts.mistakes_ui(dataset, analysis)
+    else:
+        with one_line_errors("Classifying your image"):
+            parts.own_digit_ui(job, dataset)
+
+
+walking = parts.stepping()
+intro_ui(walking)
+if replay.replay_ui(offer=not walking):   # ?replay=NAME or an opened recording
+    walkthrough.release_keys()
     st.stop()            # a replay trains nothing: no config, no live run, no TensorFlow
 # Whose runs: the browser's cookie (a refresh keeps control) and session_state (page switches).
 # The URL names only the run shown: a shared link lets others watch it, read-only.
@@ -480,15 +378,13 @@ manager = shared_manager()
 owner = page_owner("train", manager)   # its runs are let go once its last session has ended
 run_view = run_in_view(manager, owner, linked_run())
 show_run_in_url(run_view)
-views.opened("train", views.train_params(PRESETS, DATASET_NAMES))  # the config in the URL
-config = config_ui()
-if config is not None:
-    with one_line_errors("The memory and time estimate"):
-        calculator_ui(config)
-active = controls_ui(config)
-watch_notice_ui(run_view)
-if run_view.watching:   # polled while the watched run trains
-    live_ui(run_view.job if run_view.job.state in ACTIVE else None)
+view = views.opened("train", parts.params())   # the config and the step in the URL
+number = parts.walk_ui(view)
+if number is not None:
+    step_ui(number)
 else:
-    live_ui(active)
-results_ui()
+    if walking:          # a bad ?step= without presenter mode: the whole page after all
+        with one_line_errors("Offering the recorded runs"):
+            replay.picker_ui()
+    live_step_ui(controls_ui(config_step_ui()))
+    results_ui()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cnnlab.train.manager import shared_manager
-from tests.apptest import app_at, run_isolated, run_until
+from tests.apptest import app_at, run_isolated, run_until, shown
 
 
 @pytest.fixture(autouse=True)
@@ -201,3 +201,154 @@ def test_explain_a_test_digit_and_visualize_features_after_a_short_run():
                    [f"filter {k}" for k in range(8)], [str(k) for k in range(10)]):
         assert any(list(image.captions) == labels for image in at.image), labels
     assert "features_go" not in [b.key for b in at.button]   # kept: drawn without a button
+
+
+# ---- the lecture's steps (presenter mode, or ?step=N) ------------------------------------------
+STEP_TITLES = ["The network and the data", "Training, live: the loss falls batch by batch",
+               "What the first layer learned: its filters",
+               "The confusion matrix and the worst mistakes",
+               "Your digit: draw one, the network reads it"]
+NO_RUN = "No finished run yet: train one in step 2, then come back to look inside it."
+
+
+def opened(**query: str):
+    """The Train page opened from a link with `query` (a lecture's bookmark)."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.apptest import APP
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query)
+    at.run()
+    at.switch_page("pages/train.py")
+    at.query_params.update(query)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at) -> list[str]:
+    """The keys of the Plotly charts drawn."""
+    return [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")]
+
+
+def seen(at) -> dict:
+    """What a reader sees of the step: its heading, the config's widgets, the buttons, the
+    notices and the charts."""
+    return {"header": [h.value for h in at.header], "config": [r.key for r in at.radio],
+            "metrics": [m.label for m in at.metric], "buttons": [b.key for b in at.button],
+            "info": [i.value for i in at.info], "charts": charts(at)}
+
+
+def test_presenter_mode_draws_one_step_at_a_time():
+    expected_steps = {1: "config", 2: "live", 3: "filters", 4: "confusion", 5: "digit"}
+    from cnnlab.train import steps
+
+    assert {s.number: s.part for s in steps.STEPS} == expected_steps
+    assert [s.title for s in steps.STEPS] == STEP_TITLES
+    one = seen(opened(present="1", step="1"))
+    assert one["header"] == [STEP_TITLES[0]] and one["config"] == ["preset", "dataset"]
+    assert "Parameters" in one["metrics"] and "train" in one["buttons"]
+    assert not one["info"] and not one["charts"]
+    assert not [b for b in one["buttons"] if b.startswith("replay_open")]   # that is step 2's
+    two = seen(opened(present="1", step="2"))
+    assert two["header"] == [STEP_TITLES[1]] and not two["config"] and not two["metrics"]
+    assert "train" in two["buttons"] and "replay_open_mnist-sample-cnn" in two["buttons"]
+    for number in (3, 4, 5):
+        at = opened(present="1", step=str(number))
+        drawn = seen(at)
+        assert drawn["header"] == [STEP_TITLES[number - 1]], number
+        assert drawn["info"] == [NO_RUN], number        # one line, never a traceback
+        assert not drawn["config"] and not drawn["metrics"] and not drawn["charts"]
+        assert drawn["buttons"] == ["step_back", "step_next"]
+        assert at.query_params["step"] == str(number) and at.query_params["present"] == "1"
+
+
+def test_next_and_back_walk_the_steps_and_the_url_follows():
+    at = opened(present="1")
+    assert at.header[0].value == STEP_TITLES[0] and at.query_params["step"] == "1"
+    assert at.button(key="step_back").disabled
+    at.number_input(key="epochs").set_value(3).run()       # the config, chosen in step 1...
+    at.button(key="step_next").click().run()
+    assert at.query_params["step"] == "2" and at.header[0].value == STEP_TITLES[1]
+    assert not at.radio                                   # ...is not drawn in step 2...
+    assert any("Next run: CNN 32/64 k3/3, adam lr 0.001, batch 64, 3 ep, seed 0" in shown(c.value)
+               for c in at.caption)                       # ...but it is the one to train
+    assert at.query_params["epochs"] == "3"
+    for number in (3, 4, 5):
+        at.button(key="step_next").click().run()
+        assert at.query_params["step"] == str(number)
+        assert at.header[0].value == STEP_TITLES[number - 1]
+    assert at.button(key="step_next").disabled
+    at.selectbox(key="train_step").set_value(1).run()     # the step picker
+    assert at.query_params["step"] == "1" and at.number_input(key="epochs").value == 3
+    assert not at.exception
+
+
+@pytest.mark.parametrize("value", ["99", "abc", "0"])
+def test_a_bad_step_is_ignored_with_one_line(value):
+    at = opened(present="1", step=value)
+    assert [shown(w.value) for w in at.warning] == [
+        f"Ignored in the link: step='{value}' (not a whole number from 1 to 5)."]
+    assert at.header[0].value == STEP_TITLES[0] and at.query_params["step"] == "1"
+    # without presenter mode a bad step leaves the whole page, as without the link
+    at = opened(step=value)
+    assert len(at.warning) == 1 and not at.header
+    assert "step_next" not in [b.key for b in at.button] and at.radio(key="preset")
+
+
+def test_a_step_link_walks_without_presenter_mode_and_returns_to_the_whole_page():
+    at = opened(step="4")
+    assert at.header[0].value == STEP_TITLES[3] and [i.value for i in at.info] == [NO_RUN]
+    assert "present" not in at.query_params
+    at.button(key="train_all").click().run()
+    assert "step" not in at.query_params and not at.header
+    assert at.radio(key="preset") and at.button(key="train")     # the whole page, as today
+    assert "step_next" not in [b.key for b in at.button]
+
+
+def test_train_in_step_one_goes_on_to_the_live_curve(monkeypatch):
+    manager = shared_manager()
+    monkeypatch.setattr(manager, "max_concurrent", 0)    # every slot taken: it stays queued
+    at = small(opened(present="1", step="1"))
+    at.button(key="train").click().run(timeout=60)
+    assert at.query_params["step"] == "2" and at.header[0].value == STEP_TITLES[1]
+    assert any("Queued: position 1" in i.value for i in at.info)
+    at.button(key="step_next").click().run()
+    assert [i.value for i in at.info] == [
+        "The run is still training: its results appear here once it ends (step 2 shows it "
+        "live)."]
+    at.button(key="step_back").click().run()
+    at.button(key="stop").click().run(timeout=60)
+    assert manager.counts()["queued"] == 0
+
+
+@pytest.mark.slow
+def test_steps_three_to_five_look_inside_a_finished_run():
+    """One tiny run, then each step draws its own part of the results and nothing else."""
+    at = opened(present="1", step="1")
+    at.number_input(key="epochs").set_value(1)
+    at.number_input(key="f1").set_value(4)
+    at.number_input(key="f2").set_value(8)
+    at.selectbox(key="batch").set_value(512)
+    at.run()
+    token = at.session_state["train_owner"]
+    at.button(key="train").click().run(timeout=120)
+    job = shared_manager().active(f"{token}:train") or shared_manager().latest(
+        f"{token}:train")
+    at = run_until(at, lambda a: job.snapshot().finished and "live_chart" in charts(a),
+                   timeout=600, run_timeout=300)
+    assert job.state == "done" and at.query_params["step"] == "2"
+    at.button(key="step_next").click().run(timeout=300)
+    three = seen(at)
+    assert three["header"] == [STEP_TITLES[2]] and three["charts"][0] == "filters"
+    assert "confusion" not in three["charts"] and "live_chart" not in three["charts"]
+    at.button(key="step_next").click().run(timeout=300)
+    four = seen(at)
+    assert four["charts"] == ["confusion"]
+    assert [s.value for s in at.subheader] == ["The worst mistakes"]
+    assert at.selectbox(key="cm_true") and not at.get("file_uploader")
+    at.button(key="step_next").click().run(timeout=300)
+    five = seen(at)
+    assert five["header"] == [STEP_TITLES[4]] and five["charts"] == []
+    assert at.get("file_uploader") and not at.info and not at.exception

@@ -171,8 +171,12 @@ def image_grid_figure(images: np.ndarray, what: str, cols: int = 16,
     return fig
 
 
-def filters_figure(filters: np.ndarray) -> go.Figure:
-    """First-layer kernels (filters, kh, kw): red positive, blue negative weights."""
+def filters_figure(filters: np.ndarray, slide: bool = False) -> go.Figure:
+    """First-layer kernels (filters, kh, kw): red positive, blue negative weights. `slide`:
+    as large as a lecture's step can show them (up to 64 filters eight to a row, 4x wider)."""
+    if slide and len(filters) <= 64:
+        return image_grid_figure(filters, "filter", cols=8, colorscale="RdBu_r",
+                                 symmetric=True, width_px=1000)
     return image_grid_figure(filters, "filter", cols=16, colorscale="RdBu_r", symmetric=True,
                              width_px=650)
 

@@ -79,14 +79,15 @@ def opened() -> tuple[str, Replay] | None:
     return None
 
 
-def replay_ui() -> bool:
+def replay_ui(offer: bool = True) -> bool:
     """The Train page's replay section: a recorded run replayed (`?replay=NAME` or an
-    uploaded file) in place of live training, or else the picker that opens one. True when
-    a replay is shown."""
+    uploaded file) in place of live training, or else (with `offer`) the picker that opens
+    one. True when a replay is shown."""
     with one_line_errors("Replaying the recording"):
         shown = opened()
         if shown is None:
-            picker_ui()
+            if offer:
+                picker_ui()
             return False
         replay_view(*shown)
     return True

@@ -108,3 +108,24 @@ def test_the_clickers_keys_step_through_architectures(app_url, projector):
         assert projector.get_by_role("heading", name=heading).first.is_visible(), key
     assert_no_exception(projector)
     _shot(projector, "present-architectures-step2.png")
+
+
+def test_the_clickers_keys_step_through_train(app_url, projector):
+    open_page(projector, app_url)
+    open_page(projector, app_url, "train?present=1&step=1")
+    assert_no_exception(projector)
+    assert projector.get_by_role("heading", name="The network and the data").first.is_visible()
+    projector.wait_for_timeout(500)   # the shortcuts' component binds the keys
+    for key, step, heading in (("ArrowRight", 2, "Training, live"),
+                               ("PageDown", 3, "What the first layer learned"),
+                               ("ArrowLeft", 2, "Training, live")):
+        projector.keyboard.press(key)
+        projector.wait_for_url(re.compile(rf"[?&]step={step}(&|$)"), timeout=30_000)
+        wait_for_app_run(projector)
+        assert projector.get_by_role("heading", name=heading).first.is_visible(), key
+    projector.keyboard.press("ArrowRight")                 # no run yet: a one-line notice
+    projector.wait_for_url(re.compile(r"[?&]step=3(&|$)"), timeout=30_000)
+    wait_for_app_run(projector)
+    assert projector.get_by_text("No finished run yet").first.is_visible()
+    assert_no_exception(projector)
+    _shot(projector, "present-train-step3.png")

@@ -1,0 +1,66 @@
+"""The Train page as a lecture: five steps, each drawing one part of the page (issue 11).
+
+1 the configuration (network and data), 2 the live curve (the run in view), 3 the first
+layer's filters, 4 the confusion matrix and the worst mistakes, 5 your own digit. Presenter
+mode always walks through them; `train?step=3` opens step 3 in any mode. Steps 3-5 look
+inside a finished run: without one they say so in one line (`run_notice`).
+
+Pure Python: the step list, its titles and the notices. The page draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int          # 1-based, as in the URL (`train?step=3`)
+    part: str            # config | live | filters | confusion | digit
+    title: str
+    needs_run: bool      # looks inside a finished run
+
+
+STEPS = (
+    Step(1, "config", "The network and the data", False),
+    Step(2, "live", "Training, live: the loss falls batch by batch", False),
+    Step(3, "filters", "What the first layer learned: its filters", True),
+    Step(4, "confusion", "The confusion matrix and the worst mistakes", True),
+    Step(5, "digit", "Your digit: draw one, the network reads it", True),
+)
+FIRST, LAST = 1, len(STEPS)
+LIVE = next(s.number for s in STEPS if s.part == "live")     # where Train leads
+PARAM = "step"                  # the URL's query parameter
+STATE_KEY = "train_step"        # session_state: the step picker's key (None: the whole page)
+
+
+def step(number: int) -> Step:
+    """Step `number` (1-based); ValueError outside FIRST..LAST."""
+    if not FIRST <= number <= LAST:
+        raise ValueError(f"no step {number}: steps are {FIRST} to {LAST}")
+    return STEPS[number - 1]
+
+
+def title(number: int) -> str:
+    return step(number).title
+
+
+def number_of(text: str | None) -> int | None:
+    """The step a URL's `step=` names, or None when it names none (absent or bad)."""
+    try:
+        return step(int(text)).number if text is not None else None
+    except ValueError:
+        return None
+
+
+def run_notice(state: str | None, watching: bool = False) -> str:
+    """One line for a step that needs a finished run: what there is instead. `state` is the
+    latest run's JobState value (None: no run), `watching`: someone else's run."""
+    if state in ("queued", "running", "stopping"):
+        return ("The run is still training: its results appear here once it ends (step 2 "
+                "shows it live).")
+    if state == "failed":
+        return "The last run failed: train again in step 2 to look inside a network."
+    if watching:
+        return "The run you are watching has no trained network to look inside yet."
+    return "No finished run yet: train one in step 2, then come back to look inside it."
