@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cnnlab.ui.safe import quoted
@@ -43,6 +44,17 @@ def _bytes(n: int) -> str:
     return f"{n / 1024**3:.1f} GB" if n >= 1024**3 else f"{n / 1024**2:.0f} MB"
 
 
+def _charged(used: int, amount: int, limit: int, unit: str,
+             refusal: Callable[[], str]) -> int:
+    """`used + amount`, or a `BudgetError` with `refusal()` when that would pass `limit`
+    (a negative `amount`, named `unit` in the message, is a ValueError)."""
+    if amount < 0:
+        raise ValueError(f"{unit} must be >= 0, got {amount}")
+    if used + amount > limit:
+        raise BudgetError(refusal())
+    return used + amount
+
+
 @dataclass
 class PixelBudget:
     """Declared pixels summed over one upload or archive, refused past `limit`.
@@ -55,14 +67,10 @@ class PixelBudget:
     used: int = 0
 
     def charge(self, name: str, pixels: int) -> None:
-        if pixels < 0:
-            raise ValueError(f"pixels must be >= 0, got {pixels}")
-        if self.used + pixels > self.limit:
-            raise BudgetError(
-                f"{self.what}: its images declare more than {megapixels(self.limit)} in all "
-                f"({megapixels(self.used + pixels)} with {quoted(name)}); refused before "
-                "decoding. Use fewer or smaller images.")
-        self.used += pixels
+        self.used = _charged(self.used, pixels, self.limit, "pixels", lambda: (
+            f"{self.what}: its images declare more than {megapixels(self.limit)} in all "
+            f"({megapixels(self.used + pixels)} with {quoted(name)}); refused before "
+            "decoding. Use fewer or smaller images."))
 
 
 def parse_size(text: str) -> int:
@@ -98,14 +106,10 @@ class DiskBudget:
         return cls(session_disk_limit())
 
     def charge(self, what: str, nbytes: int) -> None:
-        if nbytes < 0:
-            raise ValueError(f"nbytes must be >= 0, got {nbytes}")
-        if self.used + nbytes > self.limit:
-            raise BudgetError(
-                f"{what}: unpacking needs {_bytes(nbytes)}, and this session already holds "
-                f"{_bytes(self.used)} of its {_bytes(self.limit)} on the server; refused. "
-                "Remove an earlier upload or use a smaller archive.")
-        self.used += nbytes
+        self.used = _charged(self.used, nbytes, self.limit, "nbytes", lambda: (
+            f"{what}: unpacking needs {_bytes(nbytes)}, and this session already holds "
+            f"{_bytes(self.used)} of its {_bytes(self.limit)} on the server; refused. "
+            "Remove an earlier upload or use a smaller archive."))
 
     def release(self, nbytes: int) -> None:
         self.used = max(0, self.used - nbytes)

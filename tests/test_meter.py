@@ -28,6 +28,16 @@ def planned(clock: FakeClock, epochs: int = 2, steps: int = 4, samples: int = 10
     return meter
 
 
+def one_epoch_begun(batches: int, max_batch_points: int) -> TrainingMeter:
+    """A meter keeping at most `max_batch_points` points, training and in epoch 1 of 1
+    (`batches` batches of one image)."""
+    meter = TrainingMeter(clock=FakeClock(), max_batch_points=max_batch_points)
+    meter.plan(1, batches, batches, 1)
+    meter.train_began()
+    meter.epoch_began(1)
+    return meter
+
+
 def run_epoch(meter: TrainingMeter, clock: FakeClock, epoch: int, batch_s: float = 1.0,
               validation_s: float = 0.0, losses=(1.0, 1.0, 1.0, 1.0)) -> None:
     meter.epoch_began(epoch)
@@ -131,12 +141,8 @@ def test_epochs_log_keeps_keras_logs_and_the_partial_flag():
 def test_a_50000_batch_run_keeps_its_whole_curve_at_bounded_cost():
     """Issue 10: past the cap, old batches are merged into buckets (mean, min, max) instead
     of dropped, so the curve still starts at batch 1 and covers every batch."""
-    clock = FakeClock()
     cap = 2_000
-    meter = TrainingMeter(clock=clock, max_batch_points=cap)
-    meter.plan(1, 50_000, 50_000, 1)
-    meter.train_began()
-    meter.epoch_began(1)
+    meter = one_epoch_begun(50_000, max_batch_points=cap)
     peak = 0
     for b in range(1, 50_001):
         # Keras logs the running mean; a constant-per-batch loss of 2 - b/50000 gives
@@ -156,11 +162,7 @@ def test_a_50000_batch_run_keeps_its_whole_curve_at_bounded_cost():
 
 
 def test_bucket_mean_min_max_are_those_of_the_batches_they_hold():
-    clock = FakeClock()
-    meter = TrainingMeter(clock=clock, max_batch_points=8)
-    meter.plan(1, 40, 40, 1)
-    meter.train_began()
-    meter.epoch_began(1)
+    meter = one_epoch_begun(40, max_batch_points=8)
     losses = []
     mean = 0.0
     for b in range(1, 41):
@@ -180,11 +182,7 @@ def test_the_live_chart_draws_buckets_as_a_min_max_band():
     from cnnlab.train import charts
     from cnnlab.train.jobs import JobState
 
-    clock = FakeClock()
-    meter = TrainingMeter(clock=clock, max_batch_points=16)
-    meter.plan(1, 100, 100, 1)
-    meter.train_began()
-    meter.epoch_began(1)
+    meter = one_epoch_begun(100, max_batch_points=16)
     for b in range(1, 101):
         meter.batch_ended(b, 1.0 + (b % 3), {"accuracy": 0.5})
     r = meter.reading(training=True, complete=False)

@@ -125,16 +125,23 @@ def test_download_button_reports_failure_then_success(monkeypatch, tmp_path):
         target.unlink(missing_ok=True)
 
 
-def test_model_handed_over_by_transfer_is_used(no_weights, transfer_style_model):
-    """The Transfer page's "Use in Classify" puts its model in session_state; Classify then
-    predicts its classes (at its input size), with Grad-CAM through the nested base."""
-    at = app_at(PAGE, timeout=180)
+def flower_with_transfer_model(model, timeout: float):
+    """The page after the Transfer page's "Use in Classify" handed it `model` (3 flower classes
+    at 150 px), with the flower sample picked."""
+    at = app_at(PAGE, timeout=timeout)
     at.session_state["classify_custom_model"] = {
-        "model": transfer_style_model, "labels": ["daisy", "rose", "tulip"], "image_size": 150,
+        "model": model, "labels": ["daisy", "rose", "tulip"], "image_size": 150,
         "preprocessing": "inception", "name": "Transfer: Inception v3 + 3-class head",
         "pretrained_base": False, "test_accuracy": 0.5}
     at.run()
     at.pills(key="classify_samples").set_value(["flower"]).run()
+    return at
+
+
+def test_model_handed_over_by_transfer_is_used(no_weights, transfer_style_model):
+    """The Transfer page's "Use in Classify" puts its model in session_state; Classify then
+    predicts its classes (at its input size), with Grad-CAM through the nested base."""
+    at = flower_with_transfer_model(transfer_style_model, timeout=180)
     assert not at.exception and not at.error
     assert at.radio(key="classify_model").value == "transfer"
     assert any("UNTRAINED Inception v3 base" in w.value for w in at.warning)
@@ -227,13 +234,7 @@ def test_sanity_check_one_click_on_a_transfer_model(no_weights, transfer_style_m
 
     monkeypatch.setenv("CNNLAB_SCORECAM_CHANNELS", "16")
     before = [w.copy() for w in transfer_style_model.get_weights()]
-    at = app_at(PAGE, timeout=900)
-    at.session_state["classify_custom_model"] = {
-        "model": transfer_style_model, "labels": ["daisy", "rose", "tulip"], "image_size": 150,
-        "preprocessing": "inception", "name": "Transfer: Inception v3 + 3-class head",
-        "pretrained_base": False, "test_accuracy": 0.5}
-    at.run()
-    at.pills(key="classify_samples").set_value(["flower"]).run()
+    at = flower_with_transfer_model(transfer_style_model, timeout=900)
     (key, mode), result = next(iter(at.session_state[RESULTS_KEY].items()))
     top = result.indices[0]
     at.button(key=f"sanity-{mode}-{key}-{top}").click().run()

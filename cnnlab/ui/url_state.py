@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import streamlit as st
 
 from cnnlab.ui.safe import plain
 
+Number = TypeVar("Number", int, float)
 _STATE = "_url_state"       # session_state: {page: {"seen": {...}, "kept": {...}}}
 MAX_SHOWN = 40              # characters of a bad value quoted in the notice
 
@@ -48,28 +49,26 @@ class Param:
 # ---------------------------------------------------------------------------- parsers
 
 
-def integer(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+def _in_range(convert: Callable[[str], Number], low: Number, high: Number,
+              reason: str) -> Callable[[str], Number]:
+    """`convert(text)` when it is from `low` to `high`; ValueError(`reason`) otherwise."""
+    def parse(text: str) -> Number:
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise ValueError(f"not a whole number from {low} to {high}") from None
-        if not low <= value <= high:
-            raise ValueError(f"not a whole number from {low} to {high}")
+            raise ValueError(reason) from None
+        if not low <= value <= high:   # NaN fails here too
+            raise ValueError(reason)
         return value
     return parse
+
+
+def integer(low: int, high: int) -> Callable[[str], int]:
+    return _in_range(int, low, high, f"not a whole number from {low} to {high}")
 
 
 def decimal(low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"not a number from {low:g} to {high:g}") from None
-        if not low <= value <= high:   # NaN fails here too
-            raise ValueError(f"not a number from {low:g} to {high:g}")
-        return value
-    return parse
+    return _in_range(float, low, high, f"not a number from {low:g} to {high:g}")
 
 
 def choice(options: Sequence[Any], fmt: Callable[[Any], str] = str) -> Callable[[str], Any]:

@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
     start_app_server,
     wait_for_app_run,
 )
+from tests.e2e.train_page import set_small_network
 
 LABELS = list(METHODS.values())
 LONG = 600_000     # ms: all methods on Inception v3 on a shared 2-core CPU take minutes
@@ -92,20 +93,10 @@ def test_classify_untrained_explains_a_photo_with_every_method(untrained_url, pa
     screenshot_whole_page(page, "explain-classify-untrained.png", max_height=8000)
 
 
-def set_number(page, label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    wait_for_app_run(page)
-
-
 def test_train_explains_a_digit_and_shows_the_feature_grid(untrained_url, page):
     open_page(page, untrained_url, "train")
     assert_no_exception(page)
-    page.get_by_text("Network and optimizer").click()
-    set_number(page, "Conv 1 filters", 4)
-    set_number(page, "Conv 2 filters", 8)
-    set_number(page, "Epochs", 1)
+    set_small_network(page, epochs=1)
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_role("heading", name="Inside the trained network").wait_for(timeout=300_000)
     wait_for_app_run(page, timeout=120_000)

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import assert_no_exception, open_page, start_app_server, wait_for_app_run
+from tests.e2e.train_page import live_points, set_small_network
 
 SHOTS = "artifacts/e2e"
 
@@ -19,31 +20,11 @@ def offline_url():
         yield url
 
 
-def live_points(page) -> int:
-    """Points in the live loss curve, read from the Plotly figure in the page."""
-    return page.evaluate(
-        """() => {
-            const plot = document.querySelector("[data-testid='stPlotlyChart'] .js-plotly-plot");
-            return plot && plot.data ? plot.data[0].x.length : 0;
-        }"""
-    )
-
-
-def set_number(page, label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    wait_for_app_run(page)
-
-
 def test_train_watch_points_stop_and_look_inside(offline_url, page):
     open_page(page, offline_url, "train")
     assert_no_exception(page)
     assert "225,034" in page.locator("[data-testid='stMetricValue']").first.inner_text()
-    page.get_by_text("Network and optimizer").click()
-    set_number(page, "Conv 1 filters", 4)
-    set_number(page, "Conv 2 filters", 8)
-    set_number(page, "Epochs", 30)
+    set_small_network(page, epochs=30)
     page.screenshot(path=f"{SHOTS}/train-config.png", full_page=True)
 
     page.get_by_role("button", name="Train", exact=True).click()
@@ -91,10 +72,7 @@ def test_a_shared_link_is_watched_and_the_owner_keeps_control(offline_url, page,
     names only the run: another browser opening the link sees the curve, labelled as
     someone else's run, without Stop; the owner refreshes and still has Stop."""
     open_page(page, offline_url, "train")
-    page.get_by_text("Network and optimizer").click()
-    set_number(page, "Conv 1 filters", 4)
-    set_number(page, "Conv 2 filters", 8)
-    set_number(page, "Epochs", 200)      # still training while the watcher looks
+    set_small_network(page, epochs=200)  # still training while the watcher looks
     page.get_by_role("button", name="Train", exact=True).click()
     page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=180_000)
     page.wait_for_function("location.search.includes('run=job-')", timeout=30_000)

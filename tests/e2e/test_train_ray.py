@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import assert_no_exception, open_page, start_app_server, wait_for_app_run
-from tests.e2e.test_train import live_points, set_number
+from tests.e2e.train_page import live_points, set_small_network
 
 SHOTS = "artifacts/e2e"
 
@@ -40,10 +40,7 @@ def wait_for_points(page, more_than: int, timeout_s: float) -> int:
 def test_train_on_ray_streams_reattaches_after_refresh_and_stops(ray_url, page):
     open_page(page, ray_url, "train", timeout=180_000)   # the first run starts Ray
     assert_no_exception(page)
-    page.get_by_text("Network and optimizer").click()
-    set_number(page, "Conv 1 filters", 4)
-    set_number(page, "Conv 2 filters", 8)
-    set_number(page, "Epochs", 30)
+    set_small_network(page, epochs=30)
     page.get_by_role("button", name="Train", exact=True).click()
     # The curve streams from the worker (its first run imports TensorFlow there).
     page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=180_000)
