@@ -110,6 +110,8 @@ def test_warm_up_prepares_what_the_first_run_uses():
         assert warmup.start(force=True, delay_s=0) and not warmup.start(force=True)
         assert warmup.wait(600)
         status = warmup.status()
+        from cnnlab.train import prepared
+        kept = prepared.ready()
         import keras
         from cnnlab.train import datasets
         from cnnlab.train.config import TrainConfig
@@ -129,7 +131,7 @@ def test_warm_up_prepares_what_the_first_run_uses():
                                                                 "__wrapped__"),
                           "frozen": gc.get_freeze_count(), "clear_ms": clear_ms,
                           "dataset_reused": datasets.mnist_sample.cache_info().hits > hits,
-                          "first_batch_s": first_batch_s}))
+                          "first_batch_s": first_batch_s, "kept": kept}))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                           timeout=900, env={**os.environ, "CNNLAB_OFFLINE": "1",
@@ -140,6 +142,8 @@ def test_warm_up_prepares_what_the_first_run_uses():
     assert set(result["status"]["seconds"]) == {"data", "tensorflow", "keras", "seed model"}
     assert result["settled"] and result["frozen"] > 100_000
     assert result["dataset_reused"]
+    # Its traced seed model waits for the first run of the seed's configuration.
+    assert len(result["kept"]) == 1 and '"filters": [32, 64]' in result["kept"][0]
     assert result["clear_ms"] < 200
     # Importing TensorFlow alone takes longer than this on the machines cnnlab runs on.
     assert result["first_batch_s"] < result["status"]["seconds"]["tensorflow"] + 5

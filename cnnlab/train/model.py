@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnlab.train import prepared
 from cnnlab.train.config import INPUT_SHAPE, NUM_CLASSES, TrainConfig
 from cnnlab.train.datasets import Dataset, load_dataset, split_test_per_class
 from cnnlab.train.jobs import TrainingJob, TrainSetup, random_draws, seeds_itself
@@ -108,6 +109,12 @@ def make_build(config: TrainConfig, dataset: Dataset | None = None,
         data = prepare(source, config.validation_fraction, config.seed)
         with random_draws(hold=True):   # the weights' initial values; held until batch 1
             model = build_model(config)
+        ready = prepared.take(config)     # traced by the warm-up: no tracing before batch 1
+        if ready is not None:
+            try:
+                model = prepared.adopt(model, ready)
+            except ValueError:
+                pass                      # not this network after all: the fresh one trains
 
         def evaluate(trained) -> dict:
             loss, accuracy = trained.evaluate(data.x_test, data.y_test, verbose=0,

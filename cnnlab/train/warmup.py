@@ -19,7 +19,9 @@ long step; measured, Calculator runs during the warm-up stay at their usual 60-1
    job runner, callbacks and snapshots as a real run (`job_for(..., extend=add_snapshots)`),
    outside the JobManager: Keras's lazily loaded modules, tf.data, autograph's conversion of
    `train_step`, the first traces and oneDNN's kernels are ready. Compiled functions belong
-   to their model and cannot be shared; the first trace of any model is what dominates.
+   to their model, so the traced model itself is kept (cnnlab.train.prepared): the first
+   run of the seed's configuration trains it, with its own seed's initial weights, and
+   does not trace again.
 
 A real run that starts meanwhile needs the same work done: the warm-up steps aside (no
 further step, its own brief run stopped at its next batch) rather than compete with it for
@@ -223,6 +225,7 @@ def _settle_keras() -> None:
 
 def _train_briefly(dataset) -> None:
     """One epoch of the seed's CNN on a few hundred images, as a real run trains."""
+    from cnnlab.train import prepared
     from cnnlab.train.config import TrainConfig
     from cnnlab.train.datasets import Dataset
     from cnnlab.train.jobs import JobState
@@ -237,11 +240,15 @@ def _train_briefly(dataset) -> None:
     tiny = Dataset(dataset.name, dataset.x_train[train], dataset.y_train[train],
                    dataset.x_test[test], dataset.y_test[test], dataset.source,
                    dataset.source_kind, dataset.class_names)
+    state: list = []
+
     def extend(setup) -> None:     # in the job's own thread: polite there too
         be_polite()
         add_snapshots(setup)
+        state[:] = prepared.optimizer_state(setup.model)   # before any step
 
-    job = job_for(TrainConfig(epochs=1), tiny, extend=extend)
+    config = TrainConfig(epochs=1)
+    job = job_for(config, tiny, extend=extend)
     job.start(on_finish=lambda _job: None)
     while not job.wait(0.1):
         if _real_run_training(own=f"cnnlab-{job.id}"):
@@ -251,4 +258,5 @@ def _train_briefly(dataset) -> None:
         raise _StepAside
     if job.state != JobState.DONE:
         raise RuntimeError(job.error or f"the warm-up run ended {job.state}")
+    prepared.keep(config, job.model, state)   # traced: the first seed run trains this one
     job.free()
