@@ -368,6 +368,36 @@ def test_runs_past_the_ttl_go_on_a_server_nobody_clicks_on():
     wait_for(lambda: not manager._sweeper.is_alive(), timeout=10)   # shutdown ends it
 
 
+def test_a_dropped_runs_training_graph_is_freed():
+    """TensorFlow's gradient registry kept every traced train step alive (through
+    `all_reduce`'s custom gradient): about 15 MB a run, for the life of the server. Once
+    runs are let go and collected, none of their graphs is left."""
+    import gc
+
+    from cnnlab.train.streaming import release_memory
+
+    def train_graphs() -> int:
+        from tensorflow.python.framework.func_graph import FuncGraph
+
+        gc.collect()
+        return sum(isinstance(o, FuncGraph) and o.name.startswith("one_step")
+                   for o in gc.get_objects())
+
+    manager = JobManager(max_concurrent=1)
+    try:
+        finished_runs(manager, "warm", 1)          # Keras and TensorFlow loaded
+        manager.release_owner("warm")
+        release_memory()
+        before = train_graphs()
+        finished_runs(manager, "a", 2)
+        assert train_graphs() > before
+        manager.release_owner("a")
+        release_memory()
+        assert train_graphs() == before
+    finally:
+        manager.shutdown()
+
+
 def test_the_heap_is_trimmed_after_runs_are_collected(monkeypatch):
     from cnnlab.train import streaming
 

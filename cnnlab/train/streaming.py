@@ -129,6 +129,7 @@ def release_memory() -> None:
     keras = sys.modules.get("keras")
     with _KERAS_LOCK:
         if keras is not None and _KERAS_SETTLED and _TRAINING == 0:
+            forget_traced_gradients()
             original = getattr(keras.backend.clear_session, "__wrapped__", None)
             if original is not None:
                 original(free_memory=True)      # Keras' reset, then gc.collect()
@@ -136,6 +137,44 @@ def release_memory() -> None:
                 return
     gc.collect()
     trim_heap()
+
+
+def forget_traced_gradients() -> int:
+    """Let the graphs of finished runs go: TensorFlow keeps each one alive otherwise.
+
+    Every trace of Keras' `train_step` reduces its results through the distribution
+    strategy's `ReplicaContext.all_reduce`, whose `grad_wrapper` is a `tf.custom_gradient`;
+    in graph mode that registers a gradient function under a new name ("CustomGradient-N")
+    in TensorFlow's global gradient registry (tensorflow/python/ops/custom_gradient.py,
+    `_graph_mode_decorator`; distribute/distribute_lib.py, `all_reduce`), and the function
+    holds the traced graph's tensors: every run's training graph stayed in the server's
+    memory for good (measured: about 15 MB a seed-CNN run, +466 MB after 30 runs). An entry
+    is looked up only while its own graph is traced (a retrace registers a new one), so with
+    no job building or training (the caller holds the lock jobs start under) those entries
+    are dropped. Returns how many; 0 where TensorFlow's internals differ."""
+    try:
+        from tensorflow.python.framework import ops
+    except ImportError:
+        return 0
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    if not isinstance(registry, dict):
+        return 0
+    stale = [name for name, entry in list(registry.items())
+             if name.startswith("CustomGradient-") and _from_all_reduce(entry)]
+    for name in stale:
+        registry.pop(name, None)
+    return len(stale)
+
+
+def _from_all_reduce(entry: Any) -> bool:
+    """Whether a registry entry is an `all_reduce` grad_wrapper's (see above)."""
+    fn = entry.get("type") if isinstance(entry, dict) else None
+    for cell in getattr(fn, "__closure__", None) or ():
+        for inner in getattr(cell.cell_contents, "__closure__", None) or ():
+            name = getattr(inner.cell_contents, "__qualname__", "")
+            if "all_reduce" in name and "grad_wrapper" in name:
+                return True
+    return False
 
 
 def trim_heap() -> bool:
