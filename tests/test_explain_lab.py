@@ -81,6 +81,25 @@ def test_scorecam_channels_from_the_environment():
         "0 ms", "250 ms", "1.0 s", "46.5 s"]
 
 
+def test_quick_explanations_from_the_environment():
+    """CNNLAB_EXPLAIN_QUICK=1: lighter work per method, the rest as without it, a different
+    cache key, and a note for the page; anything else: the full methods."""
+    full = lab.page_options(2, {lab.SCORECAM_ENV: "16"})
+    assert (full.smoothgrad_samples, full.ig_max_steps, full.faithfulness_steps) == (25, 256, 32)
+    assert lab.quick_note({}) == ""
+    for off in ("", "0", "no", "off", "junk"):
+        assert lab.page_options(2, {lab.SCORECAM_ENV: "16", lab.QUICK_ENV: off}) == full
+        assert lab.quick_note({lab.QUICK_ENV: off}) == ""
+    for on in ("1", " true ", "YES", "on"):
+        env = {lab.SCORECAM_ENV: "16", lab.QUICK_ENV: on}
+        quick = lab.page_options(2, env)
+        assert (quick.smoothgrad_samples, quick.ig_max_steps, quick.faithfulness_steps) == (8, 32, 8)
+        assert (quick.scorecam_channels, quick.sanity_depth, quick.ig_steps) == (16, 2, 32)
+        assert quick != full and quick == lab.page_options(2, env)    # its own cache key
+        assert lab.quick_note(env).startswith("Quick explanations (`CNNLAB_EXPLAIN_QUICK=1`): "
+                                              "SmoothGrad averages 8 noisy copies")
+
+
 def test_methods_that_apply(cnn):
     assert lab.methods_for(cnn) == tuple(METHODS)
     assert lab.methods_for(dense_net()) == ("gradients", "smoothgrad", "integrated_gradients",

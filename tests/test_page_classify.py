@@ -23,6 +23,33 @@ def no_weights(monkeypatch, tmp_path):
     monkeypatch.setattr(inception, "keras_home", lambda: tmp_path)
 
 
+# The page tests check the Explain lab's wiring (every method drawn with its time, the
+# scores table, the sanity cascade, the cache), not the methods' numbers: those are tested
+# at full strength in test_explain_methods.py, test_explain_inception.py and
+# test_explain_scores.py. So the page gets the options it would get (Score-CAM's channels
+# from CNNLAB_SCORECAM_CHANNELS, its sanity depth) with lighter work per method: on
+# Inception at 299 px the full options take minutes of CPU per click.
+QUICK_EXPLAIN = {"smoothgrad_samples": 2, "ig_steps": 2, "ig_max_steps": 4,
+                 "occlusion_patch": 100, "occlusion_stride": 100, "faithfulness_steps": 4}
+
+
+@pytest.fixture
+def quick_explanations(monkeypatch):
+    """`explain_lab.page_options` as the pages call it, with QUICK_EXPLAIN's lighter work;
+    returns a function giving the options the page used (for a test's own computation)."""
+    import dataclasses
+
+    from cnnlab.vision.explain import lab
+
+    page_options = lab.page_options
+
+    def quick(*args, **kwargs):
+        return dataclasses.replace(page_options(*args, **kwargs), **QUICK_EXPLAIN)
+
+    monkeypatch.setattr(lab, "page_options", quick)
+    return quick
+
+
 @pytest.fixture
 def with_weights(monkeypatch, inception_weights, inception_classifier):
     """The test weights file; the page's cached loader gets the session's classifier
@@ -175,10 +202,12 @@ def image_captions(at) -> list[str]:
 
 
 @pytest.mark.slow
-def test_explanation_lab_shows_every_method_and_its_scores(with_weights, monkeypatch):
+def test_explanation_lab_shows_every_method_and_its_scores(with_weights, quick_explanations,
+                                                          monkeypatch):
     """Explain (one click): every method's map over the view with its time, the deletion and
     insertion scores in a table, kept per (image, model, class). Score-CAM runs on the 16
-    most active channels here (CNNLAB_SCORECAM_CHANNELS) to keep the test short."""
+    most active channels here (CNNLAB_SCORECAM_CHANNELS), the other methods with
+    QUICK_EXPLAIN's lighter work, to keep the test short."""
     import numpy as np
 
     from cnnlab.vision.explain import METHODS, access_for
@@ -213,7 +242,10 @@ def test_explanation_lab_shows_every_method_and_its_scores(with_weights, monkeyp
     access = access_for(with_weights.model)
     gradcam_map = report.methods["gradcam"].map
     np.testing.assert_allclose(gradcam_map.max(), 1.0, atol=1e-6)
-    curves = deletion_insertion(access, x, gradcam_map, top)
+    options = cache_key[3]                                        # the options the page used
+    assert options == quick_explanations(sanity_depth=options.sanity_depth)
+    curves = deletion_insertion(access, x, gradcam_map, top, options.faithfulness_steps, 0.0,
+                                options.insertion_start, options.batch_size)
     assert curves.deletion_auc == pytest.approx(report.methods["gradcam"].deletion_auc, abs=1e-5)
     best = report.most_faithful()
     assert any(f"Most faithful here: {report.methods[best['deletion']].label}" in md.value
@@ -226,7 +258,7 @@ def test_explanation_lab_shows_every_method_and_its_scores(with_weights, monkeyp
 
 @pytest.mark.slow
 def test_sanity_check_one_click_on_a_transfer_model(no_weights, transfer_style_model,
-                                                    monkeypatch):
+                                                    quick_explanations, monkeypatch):
     """One click on the sanity check computes the methods and the cascade (the head, then
     mixed10 re-drawn), shows each method's maps block by block with rho and its verdict,
     and leaves the handed-over model untouched."""

@@ -20,7 +20,13 @@ from PIL import Image
 from cnnlab.ui.safe import plain
 from cnnlab.vision.explain import charts
 from cnnlab.vision.explain.features import FeatureVisualization
-from cnnlab.vision.explain.lab import METHOD_NOTES, format_seconds, scorecam_note, unit_tiles
+from cnnlab.vision.explain.lab import (
+    METHOD_NOTES,
+    format_seconds,
+    quick_note,
+    scorecam_note,
+    unit_tiles,
+)
 from cnnlab.vision.explain.report import ExplanationReport, Progress
 
 MAP_COLUMNS = 4
@@ -59,8 +65,10 @@ def explanation_ui(report: ExplanationReport, view: Image.Image, widget_key: str
     st.caption(f"Each map over the {width}×{height} {what}: red = most important for the class "
                f"(its output: {report.output:.1%}). Times are this server's CPU; the first run "
                "of each method in a server includes 2–3 s of tracing. "
-               + (scorecam_note(scorecam.details.get("channels"),
-                                scorecam.details.get("all_channels")) if scorecam else ""))
+               + " ".join(note for note in (
+                   scorecam_note(scorecam.details.get("channels"),
+                                 scorecam.details.get("all_channels")) if scorecam else "",
+                   quick_note()) if note))
     st.dataframe(report.rows(), hide_index=True, width="stretch")
     low, high = report.output_range()
     if high - low < 0.01:

@@ -3,7 +3,8 @@
 Classify, offline with the UNTRAINED network (no weights on the server): a sample photo,
 "Explain", and every method's map with its time, the untrained warning, and every method's
 deletion and insertion curves and areas. Score-CAM runs on the 16 most active channels
-(CNNLAB_SCORECAM_CHANNELS=16) to keep the test short; the page says so.
+(CNNLAB_SCORECAM_CHANNELS=16) and the other methods as quick explanations
+(CNNLAB_EXPLAIN_QUICK=1) to keep the test short; the page says both.
 
 Train, offline sample: a 1-epoch run, then a test digit explained with its sanity check
 (the whole network re-drawn) and the feature-visualization grid of every first- and
@@ -20,6 +21,7 @@ import pytest
 
 from cnnlab.vision import inception
 from cnnlab.vision.explain import METHODS
+from cnnlab.vision.explain.lab import QUICK_OPTIONS
 from tests.e2e.conftest import (
     assert_no_exception,
     open_page,
@@ -37,7 +39,7 @@ LONG = 600_000     # ms: all methods on Inception v3 on a shared 2-core CPU take
 def untrained_url(tmp_path_factory):
     empty_cache = tmp_path_factory.mktemp("keras_home")  # no weights here: offline, untrained
     env = {"KERAS_HOME": str(empty_cache), inception.ENV_WEIGHTS: "",
-           "CNNLAB_SCORECAM_CHANNELS": "16", "CNNLAB_OFFLINE": "1"}
+           "CNNLAB_SCORECAM_CHANNELS": "16", "CNNLAB_EXPLAIN_QUICK": "1", "CNNLAB_OFFLINE": "1"}
     with start_app_server(env=env) as url:
         yield url
 
@@ -83,12 +85,14 @@ def test_classify_untrained_explains_a_photo_with_every_method(untrained_url, pa
                             "weights").is_visible()
     assert page.get_by_text("Score-CAM used the 16 most active of the layer's 2,048 "
                             "channels").is_visible()
+    assert page.get_by_text("Quick explanations (CNNLAB_EXPLAIN_QUICK=1)").is_visible()
     assert page.locator("[data-testid='stDataFrame']").count() == 1
     traces = faithfulness_traces(page)
     assert len(traces) == 2 * len(LABELS)            # a deletion and an insertion curve each
     for label in LABELS:
         named = [t for t in traces if t["name"].startswith(f"{label} (")]
-        assert len(named) == 2 and all(t["x"] == 33 for t in named), label
+        points = QUICK_OPTIONS["faithfulness_steps"] + 1
+        assert len(named) == 2 and all(t["x"] == points for t in named), label
     assert page.get_by_role("button", name="Explain: all methods").is_disabled()
     screenshot_whole_page(page, "explain-classify-untrained.png", max_height=8000)
 

@@ -6,10 +6,16 @@ Score-CAM on a page: the full method (every channel of mixed10, 2,048 forward pa
 about 3 minutes on a 2-core CPU, so a page keeps the `PAGE_SCORECAM_CHANNELS` most active
 channels unless `CNNLAB_SCORECAM_CHANNELS` says otherwise ("all" for the paper's method;
 the browser tests use a few channels for speed).
+
+Quick explanations for slow machines: `CNNLAB_EXPLAIN_QUICK=1` makes both pages explain with
+QUICK_OPTIONS (fewer SmoothGrad samples, fewer Integrated Gradients steps, coarser deletion
+and insertion curves): less time, noisier maps and scores, and the page says so under the
+maps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -26,6 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 SCORECAM_ENV = "CNNLAB_SCORECAM_CHANNELS"
 PAGE_SCORECAM_CHANNELS = 256
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam")   # need a conv layer
+QUICK_ENV = "CNNLAB_EXPLAIN_QUICK"
+QUICK_OPTIONS = {"smoothgrad_samples": 8, "ig_max_steps": 32, "faithfulness_steps": 8}
 
 # What each method computes, in one line a student can read next to its map.
 METHOD_NOTES = {
@@ -56,9 +64,26 @@ def scorecam_channels(env: Mapping[str, str] = os.environ) -> int | None:
     return PAGE_SCORECAM_CHANNELS
 
 
+def quick(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether `CNNLAB_EXPLAIN_QUICK` asks for quick explanations ("1", "true", "yes", "on")."""
+    return env.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def page_options(sanity_depth: int = 2, env: Mapping[str, str] = os.environ) -> ExplainOptions:
     """The options both pages explain with; the cache key of a page's results."""
-    return ExplainOptions(scorecam_channels=scorecam_channels(env), sanity_depth=sanity_depth)
+    options = ExplainOptions(scorecam_channels=scorecam_channels(env), sanity_depth=sanity_depth)
+    return dataclasses.replace(options, **QUICK_OPTIONS) if quick(env) else options
+
+
+def quick_note(env: Mapping[str, str] = os.environ) -> str:
+    """What a page says under the maps when they are quick explanations ("" when not)."""
+    if not quick(env):
+        return ""
+    o = QUICK_OPTIONS
+    return (f"Quick explanations (`{QUICK_ENV}=1`): SmoothGrad averages {o['smoothgrad_samples']} "
+            f"noisy copies, Integrated Gradients stops at {o['ig_max_steps']} steps and the "
+            f"deletion and insertion curves have {o['faithfulness_steps']} steps, so maps and "
+            "scores are noisier than the full methods'.")
 
 
 def methods_for(model: keras.Model) -> tuple[str, ...]:
