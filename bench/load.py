@@ -129,9 +129,11 @@ def report_train(url: str, server: Server, n: int, ttl: float | None) -> None:
     print(f"memory: server RSS {rss_before:,.0f} MB before these {n + 1} runs, "
           f"{server.rss_mb():,.0f} MB once all had finished (sessions still open)")
     if ttl is not None:
-        # The sessions have closed: their owners are released after min(30 s, TTL), and the
-        # manager's sweeper drops what the TTL let go within a quarter of the TTL.
-        waits = [ttl + 5, 1.5 * ttl + 15]
+        # The sessions have closed: the manager's sweeper drops what the TTL let go within a
+        # quarter of the TTL. Streamlit keeps a closed session (and what its state holds) for
+        # server.disconnectedSessionTTL = 120 s in case it reconnects; its owner is released
+        # min(30 s, TTL) after that.
+        waits = [ttl + 5, 1.5 * ttl + 15, 120 + min(30.0, ttl) + 15]
         slept = 0.0
         for wait in waits:
             time.sleep(wait - slept)

@@ -124,8 +124,11 @@ def live_ui(active: TrainingJob | None) -> None:
     the page once batches arrive. Once the server's warm-up has imported it, 0.5 s from the
     start, and the first point is drawn by the panel itself: no page rerun (a whole Train
     page beside a training thread took 3 s, measured in Chromium)."""
-    preparing = active is not None and not active.snapshot().epochs
-    slow = preparing and not warmup.done()
+    snap = active.snapshot() if active is not None else None
+    preparing = snap is not None and not snap.epochs
+    # Slow polls while TensorFlow loads, and while queued: a room of queued sessions
+    # redrawing twice a second would take the CPU from the runs they wait for.
+    slow = preparing and (not warmup.done() or snap.queue_position is not None)
     if active is not None:
         st.session_state["live_job"] = active.id
         st.session_state["live_slow_poll"] = slow
