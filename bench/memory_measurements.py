@@ -71,13 +71,49 @@ def measure_all(fresh: bool, only: str | None, repeats: int | None) -> dict:
     return data
 
 
+def measure_series(only: str | None, holdout: bool) -> dict:
+    """Each case at its series_batches, one fresh child per batch (see memory_cases)."""
+    from cnnlab.calc.measure import measure_fresh
+    from cnnlab.calc.memory_cases import series_batches
+
+    data = load()
+    order = {"holdout": 0, "random": 1, "preset": 2, "architecture": 3}
+    chosen = cases(holdout=True) if holdout else cases()
+    for case in sorted(chosen, key=lambda c: (order[c.group], c.name, c.dtype)):
+        if only and only not in case.key:
+            continue
+        entry = data["cases"].setdefault(case.key, {"batches": list(case.batches), "runs": []})
+        series = {p[0]: p for p in entry.get("series", [])}
+        for batch in series_batches(case):
+            if batch in series:
+                continue
+            try:
+                step = measure_fresh(case.input_shape, case.layers, batch=batch,
+                                     dtype=case.dtype, timeout_s=1800)
+            except MeasureError as error:
+                print(f"{case.key} at {batch}: {error}", flush=True)
+                break
+            series[batch] = [batch, step["peak"], step["tensor_peak"]]
+            entry["series"] = [series[b] for b in sorted(series)]
+            save(data)
+            print(f"{case.key} at {batch}: peak {step['peak']} tensors {step['tensor_peak']} "
+                  f"({step['seconds']:.1f} s step)", flush=True)
+    return data
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--only", help="measure only the cases whose key contains this")
     parser.add_argument("--repeats", type=int)
+    parser.add_argument("--series", action="store_true",
+                        help="measure each case at its series_batches, a child per batch")
+    parser.add_argument("--holdout", action="store_true", help="with --series: the hold-out")
     args = parser.parse_args()
+    if args.series:
+        measure_series(args.only, args.holdout)
+        return 0
     if not args.table:
         measure_all(args.fresh, args.only, args.repeats)
     from cnnlab.calc.framework_memory import comparison_table

@@ -23,7 +23,7 @@ class MemoryCase:
     layers: tuple[LayerSpec, ...]
     batches: tuple[int, int]
     dtype: str = "float32"
-    group: str = "architecture"  # "preset" | "architecture" | "random"
+    group: str = "architecture"  # "preset" | "architecture" | "random" | "holdout"
 
     @property
     def key(self) -> str:
@@ -90,8 +90,33 @@ def _named(name: str, shape, layers, batches, group: str) -> list[MemoryCase]:
             for dtype in ("float32", "mixed_float16")]
 
 
-def cases() -> list[MemoryCase]:
-    """Every case, float32 and mixed_float16 (the random stacks: seeds 0-11)."""
+SERIES_POINTS = 5
+HOLDOUT_SEEDS = range(12, 16)  # measured, never used to fit the coefficients
+
+
+def series_batches(case: MemoryCase) -> list[int]:
+    """The batches a case's slope is measured at: SERIES_POINTS evenly spaced from its pair's
+    smaller to its larger batch, each in a fresh process (bench/memory_measurements.py
+    --series), the slope a least-squares line through them. The BFC allocator's peak is a
+    staircase in the batch (its regions grow by powers of two, a free chunk under twice the
+    request is handed over whole): two batches a power of two apart land on the same step
+    of it and read one network's rounding (1.0x to 1.8x) as its slope; points between them
+    average the steps, as batches chosen freely do."""
+    b1, b2 = case.batches
+    return sorted({round(b1 + k * (b2 - b1) / (SERIES_POINTS - 1))
+                   for k in range(SERIES_POINTS)})
+
+
+def cases(holdout: bool = False) -> list[MemoryCase]:
+    """Every case, float32 and mixed_float16 (the random stacks: seeds 0-11); `holdout`:
+    the random stacks of HOLDOUT_SEEDS instead (group "holdout")."""
+    if holdout:
+        out = []
+        for seed in HOLDOUT_SEEDS:
+            shape, layers = random_stack(seed)
+            out += _named(f"random stack {seed}", shape, layers, _batches(shape, layers),
+                          "holdout")
+        return out
     from cnnlab.calc.presets import PRESETS
     from cnnlab.nets.builders import network
 
@@ -113,3 +138,25 @@ def cases() -> list[MemoryCase]:
         out += _named(f"random stack {seed}", shape, layers, _batches(shape, layers), "random")
     return out
 
+
+
+def least_squares_slope(xs, ys) -> float:
+    """The slope of the least-squares line through the points (xs, ys)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    return (sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+            / sum((x - mx) ** 2 for x in xs))
+
+
+def measured_points(entry: dict, peak: str = "peaks") -> tuple[list[int], list[float]]:
+    """A cached case's measured (batches, peaks): its series (a fresh process per batch)
+    where it has SERIES_POINTS of them, else the medians of its runs at its two batches.
+    `peak`: "peaks" (the allocator's, whole chunks) or "tensor_peaks" (bytes requested)."""
+    import statistics
+
+    series = entry.get("series") or []
+    if len(series) >= SERIES_POINTS:
+        column = 1 if peak == "peaks" else 2
+        return [p[0] for p in series], [p[column] for p in series]
+    b1, b2 = entry["batches"]
+    return [b1, b2], [statistics.median(r[peak][k] for r in entry["runs"]) for k in (0, 1)]
