@@ -25,8 +25,8 @@ from pathlib import Path
 
 from cnnlab.calc.analysis import analyze
 from cnnlab.calc.framework_memory import COEFFICIENTS, Coefficients, framework_estimate
-from cnnlab.calc.memory_cases import (SERIES_POINTS, cases, least_squares_slope,
-                                      measured_points)
+from cnnlab.calc.memory_cases import (SERIES_POINTS, cases, is_measured,
+                                      least_squares_slope, measured_points)
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "memory_measurements.json"
 
@@ -40,7 +40,7 @@ def measured_cases(peak: str = "peaks", holdout: bool = False) -> list[tuple]:
     out = []
     for case in cases(holdout=holdout):
         entry = data.get(case.key)
-        if not entry or not (entry["runs"] or entry.get("series")):
+        if not is_measured(entry):
             continue
         if holdout and len(entry.get("series") or []) < SERIES_POINTS:
             continue  # the hold-out is measured as a series only

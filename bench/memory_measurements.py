@@ -4,11 +4,20 @@ and write tests/data/memory_measurements.json; then print the measured / predict
     PYTHONPATH=. python bench/memory_measurements.py            # measure what is missing
     PYTHONPATH=. python bench/memory_measurements.py --fresh     # measure everything again
     PYTHONPATH=. python bench/memory_measurements.py --table     # only print the table
+    PYTHONPATH=. python bench/memory_measurements.py --series    # the slopes' series
+    PYTHONPATH=. python bench/memory_measurements.py --series --holdout  # the hold-out's
 
 Each case runs `cnnlab.calc.measure.measure` (a child process per measurement) REPEATS times
 (default 3; 2 for the ImageNet-size networks) and keeps every run: TensorFlow's BFC
 allocator gives a few percent different peaks in different processes (where the free chunks
 lie decides how much a request rounds up), so the table uses the median of the runs.
+`--series` measures each case at memory_cases.series_batches, one fresh child per batch
+(cnnlab.calc.measure.measure_fresh), and stores [batch, peak, tensor peak] per point under
+"series": bench/memory_fit.py and the tests take a case's slope as the least-squares line
+through them. Two batches in one process are biased: the second step reuses the allocator
+regions and keeps the tensors the first batch's graph left (random stack 4 at 1024: 19.7 MB
+resident after 256 against 0 fresh), and two batches a power of two apart read the BFC
+allocator's power-of-two rounding of one network as its slope.
 Last line: the worst per-sample ratio framework/measured (`worst=`).
 """
 
@@ -63,7 +72,8 @@ def measure_all(fresh: bool, only: str | None, repeats: int | None) -> dict:
                          "peak_op": m.peak_op,
                          "step_seconds": [round(s, 3) for s in m.step_seconds]})
             data["backend"], data["device"] = m.backend, m.device
-            data["cases"][case.key] = {"batches": list(case.batches), "runs": runs}
+            kept = {"series": entry["series"]} if entry and entry.get("series") else {}
+            data["cases"][case.key] = {"batches": list(case.batches), "runs": runs, **kept}
             save(data)
             print(f"{case.key}: peaks {m.peaks} tensor peaks {m.tensor_peaks} "
                   f"({time.perf_counter() - start:.0f} s)",
