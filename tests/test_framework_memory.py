@@ -165,7 +165,16 @@ def test_the_cached_table_covers_every_case_on_this_tensorflow():
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 12's goal is not met: FIGURES"))
+    "issue 12's goal is not met. Slopes: least-squares lines through five batches, each in a "
+    "fresh process (VGG16, GoogLeNet mixed, ResNet-18/50: two batches in one process, not "
+    "yet re-measured). 34 of 40 fitted cases within 20% (median error 8%, worst 0.73x / "
+    "1.45x), hold-out random stacks 12-15: 5 of 8 (median 9%, worst 0.68x / 1.36x); the "
+    "textbook count: 11 of 40, median 66%. Misses: the BFC allocator's power-of-two region "
+    "rounding (the allocator's slope 1.27x-1.74x the tensors', which the model meets within "
+    "11%, 22% for 3 mixed: random stack 2, 6, 9, 15 float32, 3 mixed), rules the model "
+    "lacks (its tensors 0.54x-1.45x the measured: random stack 4 float32, 12 and 14 mixed) "
+    "and VGG16 float32's noisy two-batch slope. "
+    "bench/memory_fit.py prints the table. Strict: it fails loudly once the goal is met."))
 def test_framework_slope_within_20_percent_of_every_cached_measurement():
     _, rows = _cached()
     _, held = _cached(holdout=True)
