@@ -25,34 +25,39 @@ from pathlib import Path
 
 from cnnlab.calc.analysis import analyze
 from cnnlab.calc.framework_memory import COEFFICIENTS, Coefficients, framework_estimate
-from cnnlab.calc.memory_cases import cases
+from cnnlab.calc.memory_cases import (SERIES_POINTS, cases, is_measured,
+                                      least_squares_slope, measured_points)
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "memory_measurements.json"
 
 
-def measured_cases(peak: str = "peaks") -> list[tuple]:
-    """(case, b1, b2, median peak at b1, at b2) for every measured case; `peak`: "peaks"
-    (the allocator's, whole chunks) or "tensor_peaks" (the bytes the tensors requested)."""
+def measured_cases(peak: str = "peaks", holdout: bool = False) -> list[tuple]:
+    """(case, batches, peaks) for every measured case (memory_cases.measured_points: the
+    fresh-process series where there is one, else the two batches' medians); `peak`:
+    "peaks" (the allocator's, whole chunks) or "tensor_peaks" (the bytes requested);
+    `holdout`: the hold-out random stacks, never fitted."""
     data = json.loads(DATA.read_text())["cases"]
     out = []
-    for case in cases():
+    for case in cases(holdout=holdout):
         entry = data.get(case.key)
-        if not entry or not entry["runs"]:
+        if not is_measured(entry):
             continue
-        b1, b2 = entry["batches"]
-        p1 = statistics.median(r[peak][0] for r in entry["runs"])
-        p2 = statistics.median(r[peak][1] for r in entry["runs"])
-        out.append((case, b1, b2, p1, p2))
+        if holdout and len(entry.get("series") or []) < SERIES_POINTS:
+            continue  # the hold-out is measured as a series only
+        out.append((case, *measured_points(entry, peak)))
     return out
 
 
 def errors(coefficients: Coefficients, rows) -> list[tuple[float, float]]:
-    """(slope ratio, peak ratio) framework / measured per case."""
+    """(slope ratio, peak ratio) framework / measured per case; both slopes are
+    least-squares lines through the same batches."""
     out = []
-    for case, b1, b2, p1, p2 in rows:
-        fw = framework_estimate(case.input_shape, case.layers, batch=b2, dtype=case.dtype,
-                                coefficients=coefficients)
-        out.append((fw.slope(b1, b2) / ((p2 - p1) / (b2 - b1)), fw.at(b2) / p2))
+    for case, batches, peaks in rows:
+        fw = framework_estimate(case.input_shape, case.layers, batch=batches[-1],
+                                dtype=case.dtype, coefficients=coefficients)
+        slope = least_squares_slope(batches, peaks)
+        predicted = least_squares_slope(batches, [fw.at(b) for b in batches])
+        out.append((predicted / slope, fw.at(batches[-1]) / peaks[-1]))
     return out
 
 
@@ -82,44 +87,55 @@ def fit(rows, start: Coefficients = COEFFICIENTS, rounds: int = 3,
     return best
 
 
-def table(coefficients: Coefficients = COEFFICIENTS) -> tuple[str, float]:
+def table(coefficients: Coefficients = COEFFICIENTS, holdout: bool = False
+          ) -> tuple[str, float]:
     """The measured / predicted table (markdown) and the worst framework slope ratio
-    against the allocator's peak. Slopes in MB per sample; ratios predicted / measured."""
-    rows, tensor_rows = measured_cases(), measured_cases("tensor_peaks")
+    against the allocator's peak. Slopes in MB per sample; ratios predicted / measured.
+    Batches "a-b x5": a series of fresh processes; "a/b": two batches in one process."""
+    rows = measured_cases(holdout=holdout)
+    tensor_rows = measured_cases("tensor_peaks", holdout=holdout)
     bare = replace(coefficients, allocator_rounding=1.0)
     lines = ["| network | dtype | batches | measured MB/sample | framework | textbook | "
              "tensors MB/sample | framework | measured peak MB | framework | textbook |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     worst = 1.0
-    for (case, b1, b2, p1, p2), (slope_ratio, peak_ratio), (_, _, _, t1, t2), \
+    for (case, batches, peaks), (slope_ratio, peak_ratio), (_, _, tensors), \
             (tensor_ratio, _) in zip(rows, errors(coefficients, rows), tensor_rows,
                                      errors(bare, tensor_rows), strict=True):
-        slope = (p2 - p1) / (b2 - b1)
+        slope = least_squares_slope(batches, peaks)
+        b2 = batches[-1]
         tb = analyze(case.input_shape, case.layers, batch=b2, dtype=case.dtype).memory
         if abs(math.log(slope_ratio)) > abs(math.log(worst)):
             worst = slope_ratio
-        lines.append(f"| {case.name} | {case.dtype} | {b1}/{b2} | {slope / 1e6:,.3f} | "
+        shown = (f"{batches[0]}-{b2} x{len(batches)}" if len(batches) > 2
+                 else f"{batches[0]}/{b2}")
+        lines.append(f"| {case.name} | {case.dtype} | {shown} | {slope / 1e6:,.3f} | "
                      f"{slope_ratio:.2f} | {tb.per_sample_bytes / slope:.2f} | "
-                     f"{(t2 - t1) / (b2 - b1) / 1e6:,.3f} | {tensor_ratio:.2f} | "
-                     f"{p2 / 1e6:,.1f} | {peak_ratio:.2f} | {tb.training_bytes / p2:.2f} |")
+                     f"{least_squares_slope(batches, tensors) / 1e6:,.3f} | "
+                     f"{tensor_ratio:.2f} | {peaks[-1] / 1e6:,.1f} | {peak_ratio:.2f} | "
+                     f"{tb.training_bytes / peaks[-1]:.2f} |")
     return "\n".join(lines), worst
 
 
-def summary(coefficients: Coefficients = COEFFICIENTS) -> str:
+def summary(coefficients: Coefficients = COEFFICIENTS, holdout: bool = False) -> str:
     """How far each model is from measurement: cases within 20%, median and worst error."""
-    rows, tensor_rows = measured_cases(), measured_cases("tensor_peaks")
+    rows = measured_cases(holdout=holdout)
+    tensor_rows = measured_cases("tensor_peaks", holdout=holdout)
     fw = [s for s, _ in errors(coefficients, rows)]
     bare = [s for s, _ in errors(replace(coefficients, allocator_rounding=1.0), tensor_rows)]
     tb = []
-    for case, b1, b2, p1, p2 in rows:
-        m = analyze(case.input_shape, case.layers, batch=b2, dtype=case.dtype).memory
-        tb.append(m.per_sample_bytes / ((p2 - p1) / (b2 - b1)))
+    for case, batches, peaks in rows:
+        m = analyze(case.input_shape, case.layers, batch=batches[-1], dtype=case.dtype).memory
+        tb.append(m.per_sample_bytes / least_squares_slope(batches, peaks))
+    if not rows:
+        return "hold-out: not measured"
+    name = "hold-out " if holdout else ""
 
-    def line(name: str, ratios: list[float]) -> str:
+    def line(what: str, ratios: list[float]) -> str:
         errs = sorted(abs(math.log(r)) for r in ratios)
         inside = sum(e <= math.log(1.2) for e in errs)
-        return (f"{name}: {inside} of {len(errs)} per-sample slopes within 20%, median "
-                f"error {math.exp(statistics.median(errs)) - 1:.0%}, worst "
+        return (f"{name}{what}: {inside} of {len(errs)} per-sample slopes within 20%, "
+                f"median error {math.exp(statistics.median(errs)) - 1:.0%}, worst "
                 f"{min(ratios):.2f}x / {max(ratios):.2f}x")
     return "\n".join([line("framework model vs allocator peak", fw),
                       line("framework model (no rounding) vs the tensors' requested bytes",
@@ -140,6 +156,11 @@ def main() -> int:
     text, worst = table(coefficients)
     print(text)
     print(summary(coefficients))
+    held, held_worst = table(coefficients, holdout=True)
+    if measured_cases(holdout=True):
+        print("\nHold-out (random stacks never used in the fit):\n" + held)
+        print(summary(coefficients, holdout=True))
+        print(f"holdout worst={held_worst:.2f}")
     print(f"worst={worst:.2f}")
     return 0
 

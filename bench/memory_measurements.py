@@ -4,11 +4,20 @@ and write tests/data/memory_measurements.json; then print the measured / predict
     PYTHONPATH=. python bench/memory_measurements.py            # measure what is missing
     PYTHONPATH=. python bench/memory_measurements.py --fresh     # measure everything again
     PYTHONPATH=. python bench/memory_measurements.py --table     # only print the table
+    PYTHONPATH=. python bench/memory_measurements.py --series    # the slopes' series
+    PYTHONPATH=. python bench/memory_measurements.py --series --holdout  # the hold-out's
 
 Each case runs `cnnlab.calc.measure.measure` (a child process per measurement) REPEATS times
 (default 3; 2 for the ImageNet-size networks) and keeps every run: TensorFlow's BFC
 allocator gives a few percent different peaks in different processes (where the free chunks
 lie decides how much a request rounds up), so the table uses the median of the runs.
+`--series` measures each case at memory_cases.series_batches, one fresh child per batch
+(cnnlab.calc.measure.measure_fresh), and stores [batch, peak, tensor peak] per point under
+"series": bench/memory_fit.py and the tests take a case's slope as the least-squares line
+through them. Two batches in one process are biased: the second step reuses the allocator
+regions and keeps the tensors the first batch's graph left (random stack 4 at 1024: 19.7 MB
+resident after 256 against 0 fresh), and two batches a power of two apart read the BFC
+allocator's power-of-two rounding of one network as its slope.
 Last line: the worst per-sample ratio framework/measured (`worst=`).
 """
 
@@ -63,11 +72,42 @@ def measure_all(fresh: bool, only: str | None, repeats: int | None) -> dict:
                          "peak_op": m.peak_op,
                          "step_seconds": [round(s, 3) for s in m.step_seconds]})
             data["backend"], data["device"] = m.backend, m.device
-            data["cases"][case.key] = {"batches": list(case.batches), "runs": runs}
+            kept = {"series": entry["series"]} if entry and entry.get("series") else {}
+            data["cases"][case.key] = {"batches": list(case.batches), "runs": runs, **kept}
             save(data)
             print(f"{case.key}: peaks {m.peaks} tensor peaks {m.tensor_peaks} "
                   f"({time.perf_counter() - start:.0f} s)",
                   flush=True)
+    return data
+
+
+def measure_series(only: str | None, holdout: bool) -> dict:
+    """Each case at its series_batches, one fresh child per batch (see memory_cases)."""
+    from cnnlab.calc.measure import measure_fresh
+    from cnnlab.calc.memory_cases import series_batches
+
+    data = load()
+    order = {"holdout": 0, "random": 1, "preset": 2, "architecture": 3}
+    chosen = cases(holdout=True) if holdout else cases()
+    for case in sorted(chosen, key=lambda c: (order[c.group], c.name, c.dtype)):
+        if only and only not in case.key:
+            continue
+        entry = data["cases"].setdefault(case.key, {"batches": list(case.batches), "runs": []})
+        series = {p[0]: p for p in entry.get("series", [])}
+        for batch in series_batches(case):
+            if batch in series:
+                continue
+            try:
+                step = measure_fresh(case.input_shape, case.layers, batch=batch,
+                                     dtype=case.dtype, timeout_s=1800)
+            except MeasureError as error:
+                print(f"{case.key} at {batch}: {error}", flush=True)
+                break
+            series[batch] = [batch, step["peak"], step["tensor_peak"]]
+            entry["series"] = [series[b] for b in sorted(series)]
+            save(data)
+            print(f"{case.key} at {batch}: peak {step['peak']} tensors {step['tensor_peak']} "
+                  f"({step['seconds']:.1f} s step)", flush=True)
     return data
 
 
@@ -77,7 +117,13 @@ def main() -> int:
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--only", help="measure only the cases whose key contains this")
     parser.add_argument("--repeats", type=int)
+    parser.add_argument("--series", action="store_true",
+                        help="measure each case at its series_batches, a child per batch")
+    parser.add_argument("--holdout", action="store_true", help="with --series: the hold-out")
     args = parser.parse_args()
+    if args.series:
+        measure_series(args.only, args.holdout)
+        return 0
     if not args.table:
         measure_all(args.fresh, args.only, args.repeats)
     from cnnlab.calc.framework_memory import comparison_table

@@ -164,23 +164,9 @@ def measure(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: i
                "inter_op_threads": int(os.environ.get("CNNLAB_MEASURE_INTER_OP", "1")),
                "intra_op_threads": int(os.environ.get("CNNLAB_MEASURE_INTRA_OP", "0")),
                "warmup": int(os.environ.get("CNNLAB_MEASURE_WARMUP", "1"))}
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PYTHONHASHSEED="0",
-               TF_ENABLE_ONEDNN_OPTS="1")  # oneDNN's CPU allocator keeps the statistics
     start = time.perf_counter()
-    try:
-        returncode, stdout, stderr = _run_child(request, env, timeout_s, limit)
-    except subprocess.TimeoutExpired:
-        raise MeasureError("timeout", f"measure: no result within {timeout_s:g} s (the child "
-                           "process was stopped); try a smaller batch") from None
-    except OSError as error:
-        raise MeasureError("failed", f"measure: cannot start Python: {error}") from None
+    reply = _run_child(request, timeout_s)
     seconds = time.perf_counter() - start
-    reply = _last_json(stdout)
-    if reply is not None and "error" in reply:
-        raise MeasureError(reply["error"], f"measure: {reply['message']}")
-    if returncode != 0 or reply is None or "steps" not in reply:
-        capped = reply.get("limit") if reply and reply.get("progress") == "capped" else None
-        raise _failure(returncode, stderr, capped)
     first, second = reply["steps"]
     (b1, p1), (b2, p2) = (first["batch"], first["peak"]), (second["batch"], second["peak"])
     slope = (p2 - p1) / (b2 - b1)
@@ -194,11 +180,52 @@ def measure(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: i
         peak_op=second["peak_op"])
 
 
+def measure_fresh(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: int,
+                  dtype: str = "float32", optimizer: str = "adam",
+                  timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
+    """One training step at one batch in a child of its own, as a fresh training run at
+    that batch would take it: {"batch", "peak", "tensor_peak", "peak_op", "seconds"}.
+    `measure` runs its two batches in one process, so the second reuses the allocator
+    regions the first left (the BFC allocator grows in regions of 2 MiB x 2^k and hands a
+    free chunk under twice a request over whole): its peak depends on that history."""
+    try:
+        analyze(input_shape, layers, batch=batch, dtype=dtype, optimizer=optimizer)
+    except SpecError as error:
+        raise MeasureError("spec", str(error)) from None
+    request = {"input": list(input_shape), "layers": [format_layer(s) for s in layers],
+               "batches": [batch], "dtype": dtype, "optimizer": optimizer, "accum_steps": 1,
+               "memory_limit": default_memory_limit(),
+               "inter_op_threads": int(os.environ.get("CNNLAB_MEASURE_INTER_OP", "1")),
+               "intra_op_threads": int(os.environ.get("CNNLAB_MEASURE_INTRA_OP", "0")),
+               "warmup": int(os.environ.get("CNNLAB_MEASURE_WARMUP", "1"))}
+    return _run_child(request, timeout_s)["steps"][0]
+
+
+def _run_child(request: dict, timeout_s: float) -> dict:
+    """Run the child on `request`; its reply, or MeasureError (one line)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PYTHONHASHSEED="0",
+               TF_ENABLE_ONEDNN_OPTS="1")  # oneDNN's CPU allocator keeps the statistics
+    try:
+        returncode, stdout, stderr = _spawn(request, env, timeout_s, request.get("memory_limit"))
+    except subprocess.TimeoutExpired:
+        raise MeasureError("timeout", f"measure: no result within {timeout_s:g} s (the child "
+                           "process was stopped); try a smaller batch") from None
+    except OSError as error:
+        raise MeasureError("failed", f"measure: cannot start Python: {error}") from None
+    reply = _last_json(stdout)
+    if reply is not None and "error" in reply:
+        raise MeasureError(reply["error"], f"measure: {reply['message']}")
+    if returncode != 0 or reply is None or "steps" not in reply:
+        capped = reply.get("limit") if reply and reply.get("progress") == "capped" else None
+        raise _failure(returncode, stderr, capped)
+    return reply
+
+
 WATCH_EVERY_S = 0.01
 
 
-def _run_child(request: dict, env: dict, timeout_s: float,
-               limit: int | None) -> tuple[int, str, str]:
+def _spawn(request: dict, env: dict, timeout_s: float,
+           limit: int | None) -> tuple[int, str, str]:
     """Run the child with `request`; (returncode, stdout, stderr). Once the child says it
     is capped (its model built), it is killed as soon as its resident memory has grown by
     more than `limit` bytes: the parent watches, so the child never runs into a failing
