@@ -1,5 +1,10 @@
 """Classify: Inception v3 names what is in a photo; Grad-CAM shows where it looked.
 
+One scroll (a panel per photo), or in presenter mode (or from a `?step=N` link) five steps
+through one photo walked with Back/Next and the keys → ←: the photo and its crop, the top-5,
+Grad-CAM, the explanation lab, the sanity check (cnnlab.vision.steps; the parts in
+cnnlab.ui.classify_views).
+
 The page draws. cnnlab.vision.images decodes and preprocesses, cnnlab.vision.inception finds the
 weights, loads the model (once per server process) and classifies, cnnlab.vision.gradcam
 computes the heat maps. TensorFlow loads only when a model is needed.
@@ -8,29 +13,24 @@ computes the heat maps. TensorFlow loads only when a model is needed.
 from __future__ import annotations
 
 import hashlib
-import time
 
 import streamlit as st
 
 from cnnlab.facts import fact
+from cnnlab.ui import classify_views as parts
 from cnnlab.ui import present, views
-from cnnlab.ui.explain import explain_progress, explanation_ui
+from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.navigation import ensure_app_navigation
 from cnnlab.ui.safe import error_line, plain
-from cnnlab.vision import custom_model, gradcam, images, inception
-from cnnlab.vision.charts import top5_figure
-from cnnlab.vision.explain import add_sanity, explain
-from cnnlab.vision.explain import lab as explain_lab
+from cnnlab.vision import custom_model, images, inception, steps
 
 ensure_app_navigation()  # a deep link on a fresh server: run through app.py
 
 CUSTOM_KEY = custom_model.SESSION_KEY  # set by the Transfer page's "Use in Classify"
-RESULTS_KEY = "classify_results"   # session_state: (image key, mode) -> Classification
-CAMS_KEY = "classify_cams"         # session_state: (image key, mode, class) -> (overlay, ms)
-KEEP = 24                          # results kept per session (newest win)
-EXPLAIN_KEY = "classify_explanations"  # session_state: (image key, mode, class, options) -> report
-EXPLAIN_KEEP = 4                   # explanations kept per session (newest win)
-SANITY_BLOCKS = 2                  # Inception: the classifier, then mixed10 (minutes each on a CPU)
+INTRO = ("Inception v3, trained on ImageNet's 1,000 classes, names what is in a photo. Each "
+         "image is converted to RGB, **centre-cropped to a square and resized to 299×299**, its "
+         "pixel values scaled to **[-1, 1]** (exactly Keras' `inception_v3.preprocess_input`), "
+         "then Grad-CAM shows which parts of the image pushed the network towards a class.")
 
 
 @st.cache_resource(show_spinner="Loading Inception v3 (once per server)…")
@@ -46,26 +46,24 @@ def transfer_ui(handoff: dict) -> tuple[str, inception.Classifier] | None:
                       else "Inception v3 (ImageNet, 1,000 classes)")
     if choice != "transfer":
         return None
-    model = handoff["model"]
-    held = st.session_state.get("classify_custom_classifier")
-    if held is None or held.model is not model:  # one per handed-over model, this session only
-        held = inception.Classifier(model, untrained=False, labels=list(handoff["labels"]),
-                                    description=handoff["name"])
-        st.session_state["classify_custom_classifier"] = held
+    held = transfer_classifier(handoff)
     accuracy = handoff.get("test_accuracy")
     st.caption(f":material/model_training: {plain(handoff['name'])} · {len(handoff['labels'])} classes"
                + (f" · test accuracy {accuracy:.1%}" if accuracy is not None else ""))
     if not handoff.get("pretrained_base", True):
         st.warning("This model was trained on an UNTRAINED Inception v3 base (no ImageNet "
                    "weights were available): expect weak predictions.", icon=":material/warning:")
-    return f"transfer:{id(model)}", held
+    return f"transfer:{id(handoff['model'])}", held
 
 
-def remember(store_key: str, key, value) -> None:
-    store = st.session_state.setdefault(store_key, {})
-    store[key] = value
-    while len(store) > KEEP:
-        store.pop(next(iter(store)))
+def transfer_classifier(handoff: dict) -> inception.Classifier:
+    model = handoff["model"]
+    held = st.session_state.get("classify_custom_classifier")
+    if held is None or held.model is not model:  # one per handed-over model, this session only
+        held = inception.Classifier(model, untrained=False, labels=list(handoff["labels"]),
+                                    description=handoff["name"])
+        st.session_state["classify_custom_classifier"] = held
+    return held
 
 
 def weights_ui() -> str | None:
@@ -128,111 +126,27 @@ def inputs_ui() -> list[tuple[str, str, bytes | None]]:
     return chosen
 
 
-def classify_one(classifier: inception.Classifier, mode: str, name: str, key: str,
-                 data: bytes | None) -> inception.Classification:
-    """Cached per session: reruns (a class pick) do not recompute predictions."""
-    results = st.session_state.get(RESULTS_KEY, {})
-    if (key, mode) in results:
-        return results[(key, mode)]
-    if data is None:
-        result = classifier.classify(images.sample_photo(key.split(":", 1)[1]), name)
-    else:
-        result = classifier.classify_bytes(data, name)  # ImageError for bad files
-    remember(RESULTS_KEY, (key, mode), result)
-    return result
-
-
-def cam_overlay(classifier: inception.Classifier, mode: str, key: str,
-                result: inception.Classification, class_index: int):
-    cams = st.session_state.get(CAMS_KEY, {})
-    if (key, mode, class_index) not in cams:
-        start = time.perf_counter()
-        x = images.scale_to_unit_range(result.view)
-        cam = gradcam.grad_cam(classifier.model, x, class_index)
-        picture = gradcam.overlay(result.view, cam.heatmap)
-        remember(CAMS_KEY, (key, mode, class_index), (picture, time.perf_counter() - start))
-        cams = st.session_state[CAMS_KEY]
-    return cams[(key, mode, class_index)]
-
-
 def result_ui(classifier: inception.Classifier, mode: str, key: str,
               result: inception.Classification) -> None:
-    names = classifier.class_names
-    side = classifier.size
     with st.container(border=True):
         st.subheader(plain(result.name), anchor=False)
         seen, heat, chart = st.columns([1, 1, 1.4])
         with seen:
-            st.image(result.view, caption=f"As the network sees it: centre crop, {side}×{side}, "
-                                          "then scaled to [-1, 1]", width="stretch")
+            st.image(result.view, caption=parts.view_caption(classifier.size), width="stretch")
         with chart:
-            present.chart(top5_figure(result.top, classifier.untrained), width="stretch",
-                          key=f"chart-{mode}-{key}", download="the top-5 chart")
+            parts.top5_chart(classifier, mode, key, result)
         with heat:
-            top_indices = result.indices
-            options = top_indices + [i for i in range(len(names)) if i not in top_indices]
-            url_view.bind(views.cam_param(f"cam-class-{mode}-{key}", options))  # ?cam=
-            chosen = st.selectbox(
-                "Grad-CAM for class", options, index=0, key=f"cam-class-{mode}-{key}",
-                format_func=lambda i: f"{names[i]} ({result.probs[i] * 100:.1f}%)")
-            picture, cam_seconds = cam_overlay(classifier, mode, key, result, int(chosen))
-            st.image(picture, caption="Grad-CAM on mixed10, Inception v3's last block: red = "
-                                      "evidence for the class", width="stretch")
-        st.caption(f":material/timer: {result.seconds * 1000:.0f} ms to preprocess, predict and "
-                   f"decode the labels · Grad-CAM {cam_seconds * 1000:.0f} ms")
-        explanations_ui(classifier, mode, key, result, int(chosen))
+            chosen = parts.cam_class(url_view, classifier, mode, key, result)   # ?cam=
+            cam_seconds = parts.gradcam_image(classifier, mode, key, result, chosen,
+                                              width="stretch")
+        parts.timing_caption(result, cam_seconds)
+        parts.lab_ui(classifier, mode, key, result, chosen)
 
 
-def explanations_ui(classifier: inception.Classifier, mode: str, key: str,
-                    result: inception.Classification, class_index: int) -> None:
-    """The explanation lab for the chosen class, computed on a click and kept per (image,
-    model, class): every method's map, time and faithfulness, and the sanity check."""
-    options = explain_lab.page_options(sanity_depth=SANITY_BLOCKS)
-    cache_key = (key, mode, class_index, options)
-    report = st.session_state.get(EXPLAIN_KEY, {}).get(cache_key)
-    name = classifier.class_names[class_index]
-    explain_button, sanity_button, note = st.columns([1, 1, 2.4])
-    explain_clicked = explain_button.button(
-        "Explain: all methods", key=f"explain-{mode}-{key}-{class_index}",
-        icon=":material/travel_explore:", disabled=report is not None, width="stretch",
-        help="Grad-CAM, Grad-CAM++, Score-CAM, gradients, SmoothGrad, Integrated Gradients "
-             "and occlusion for the class picked above, with their faithfulness scores.")
-    sanity_clicked = sanity_button.button(
-        "Sanity check", key=f"sanity-{mode}-{key}-{class_index}", icon=":material/shuffle:",
-        disabled=report is not None and report.sanity is not None, width="stretch",
-        help="Cascading randomization (Adebayo et al. 2018): do the maps change when what "
-             "the network learned is destroyed?")
-    note.caption(f"Where did the network look for **{plain(name)}**? Every method side by side, "
-                 f"then the sanity check re-draws the top {SANITY_BLOCKS} blocks. On this CPU "
-                 "Inception v3 at 299×299 takes about 2–3 minutes for all methods, and as long "
-                 "again per block of the sanity check.")
-    if explain_clicked or sanity_clicked:
-        x = images.scale_to_unit_range(result.view)
-        model = classifier.model
-        with explain_progress() as progress:
-            if report is None:
-                report = explain(model, x, class_index, explain_lab.methods_for(model),
-                                 sanity=sanity_clicked, progress=progress, options=options)
-            elif sanity_clicked:
-                add_sanity(model, x, report, options, progress)
-        remember(EXPLAIN_KEY, cache_key, report)
-        store = st.session_state[EXPLAIN_KEY]
-        while len(store) > EXPLAIN_KEEP:  # a report with its sanity maps is megabytes
-            store.pop(next(iter(store)))
-        st.rerun()  # redraw with the kept report (and its buttons disabled)
-    if report is not None:
-        explanation_ui(report, result.view, f"{mode}-{key}-{class_index}",
-                       untrained=classifier.untrained)
-
-
-def intro_ui() -> None:
+def intro_ui(walking: bool) -> None:
     st.title("Classify")
-    st.markdown(
-        "Inception v3, trained on ImageNet's 1,000 classes, names what is in a photo. Each image "
-        "is converted to RGB, **centre-cropped to a square and resized to 299×299**, its pixel "
-        "values scaled to **[-1, 1]** (exactly Keras' `inception_v3.preprocess_input`), then "
-        "Grad-CAM shows which parts of the image pushed the network towards a class."
-    )
+    if not walking:         # a walk has it at the end of step 1, folded on a projector
+        st.markdown(INTRO)
 
 
 def no_model_ui(chosen: list[tuple[str, str, bytes | None]]) -> None:
@@ -257,7 +171,7 @@ def results_ui(classifier: inception.Classifier, mode: str,
     """One result panel per image; a bad file is named and the others go on."""
     for name, key, data in chosen:
         try:
-            result = classify_one(classifier, mode, name, key, data)
+            result = parts.classify_one(classifier, mode, name, key, data)
         except images.ImageError as exc:
             st.error(plain(str(exc)), icon=":material/broken_image:")
             continue
@@ -271,11 +185,86 @@ def results_ui(classifier: inception.Classifier, mode: str,
                      icon=":material/error:")
 
 
-intro_ui()
+def loaded(mode: str, custom: tuple[str, inception.Classifier] | None
+           ) -> inception.Classifier | None:
+    """The classifier of `mode`, or None after one st.error line."""
+    try:
+        return custom[1] if custom else shared_classifier(mode)
+    except inception.WeightsUnavailable as exc:
+        st.error(plain(str(exc)), icon=":material/error:")
+    except Exception as exc:  # never a traceback on the page
+        st.error(plain(error_line("Loading the model", exc)), icon=":material/error:")
+    return None
+
+
+def chosen_model() -> tuple[str, tuple[str, inception.Classifier] | None] | None:
+    """The model step 1 chose (mode, the handed-over one), without drawing its widgets."""
+    if handoff and st.session_state.get("classify_model", "transfer") == "transfer":
+        custom = f"transfer:{id(handoff['model'])}", transfer_classifier(handoff)
+        return custom[0], custom
+    if inception.weights_status(include_top=True).on_disk:
+        return "auto", None
+    return ("untrained", None) if st.session_state.get("classify_untrained") else None
+
+
+def photo_step_ui() -> None:
+    """Step 1: the photo and its crop first, on a projector's screen; the choices below."""
+    picture, below = st.container(), st.container()
+    with below:
+        custom = transfer_ui(handoff) if handoff else None
+        if custom is None:
+            weights_ui()
+        photos = parts.walk_photos(inputs_ui())
+        present.note(INTRO)
+    with picture:
+        parts.photo_ui(photos, custom[1].size if custom else images.INCEPTION_SIZE)
+
+
+def step_ui(number: int) -> None:
+    """One step of the walk: only its part of the page, for the walk's (first) photo."""
+    part = steps.step(number).part
+    if part == "photo":
+        photo_step_ui()
+        return
+    photos = parts.walk_photos()
+    model = chosen_model()
+    if not photos or model is None:
+        st.info(steps.NO_PHOTO if not photos else steps.NO_MODEL, icon=":material/image:")
+        return
+    mode, custom = model
+    classifier = loaded(mode, custom)
+    if classifier is None:
+        return
+    name, key, data = photos[0]
+    try:
+        result = parts.classify_one(classifier, mode, name, key, data)
+    except images.ImageError as exc:
+        st.error(plain(str(exc)), icon=":material/broken_image:")
+        return
+    parts.untrained_line(classifier)
+    with one_line_errors(f"Drawing step {number} for {name}"):
+        if part == "top5":
+            parts.top5_step_ui(classifier, mode, key, result)
+        elif part == "gradcam":
+            parts.gradcam_step_ui(url_view, classifier, mode, key, result)
+        else:
+            parts.lab_step_ui(url_view, classifier, mode, key, result, part == "sanity")
+    if note := steps.followed([p[0] for p in photos]):
+        st.caption(plain(note))
+
+
+walking = parts.stepping()
+intro_ui(walking)
 handoff = st.session_state.get(CUSTOM_KEY)
+url_view = views.opened("classify", parts.params(list(images.sample_titles())))
+number = parts.walk_ui(url_view)
+if number is not None:
+    with one_line_errors(f"Step {number}"):
+        step_ui(number)
+    url_view.sync()   # the Grad-CAM class picked in step 3
+    st.stop()
 custom = transfer_ui(handoff) if handoff else None
 mode = custom[0] if custom else weights_ui()
-url_view = views.opened("classify", views.classify_params(list(images.sample_titles())))
 chosen = inputs_ui()
 if mode is None:
     no_model_ui(chosen)
@@ -286,13 +275,8 @@ if mode == "untrained":
 if not chosen:
     st.info("Upload images or pick sample photos to classify them.", icon=":material/image:")
     st.stop()
-try:
-    classifier = custom[1] if custom else shared_classifier(mode)
-except inception.WeightsUnavailable as exc:
-    st.error(plain(str(exc)), icon=":material/error:")
-    st.stop()
-except Exception as exc:  # never a traceback on the page
-    st.error(plain(error_line("Loading the model", exc)), icon=":material/error:")
+classifier = loaded(mode, custom)
+if classifier is None:
     st.stop()
 results_ui(classifier, mode, chosen)
 url_view.sync()   # the Grad-CAM class picked in a panel

@@ -47,10 +47,11 @@ def explain_progress(text: str = "Explaining…") -> Iterator[Progress]:
 
 
 def explanation_ui(report: ExplanationReport, view: Image.Image, widget_key: str,
-                   untrained: bool = False, what: str = "view") -> None:
+                   untrained: bool = False, what: str = "view", sanity: bool = True) -> None:
     """Maps side by side with their times, the scores in a table and a plot, which method
-    is most faithful here; then the sanity cascade when it was run. `what` names the
-    picture the maps lie over ("view", "digit")."""
+    is most faithful here; then the sanity cascade when it was run (and `sanity`: a step of
+    Classify's walk draws it on its own). `what` names the picture the maps lie over
+    ("view", "digit")."""
     if untrained:
         st.warning("UNTRAINED network: each map shows how a network with random weights reacts "
                    "to this image, not what a trained one learned. Its softmax is nearly "
@@ -85,7 +86,7 @@ def explanation_ui(report: ExplanationReport, view: Image.Image, widget_key: str
     with st.expander("What each method computes", icon=":material/help:"):
         st.markdown("\n".join(f"- **{m.label}**: {METHOD_NOTES[name]}"
                               for name, m in report.methods.items()))
-    if report.sanity is not None:
+    if sanity and report.sanity is not None:
         sanity_ui(report, view, widget_key, untrained)
 
 

@@ -115,7 +115,7 @@ def sidebar_toggle() -> None:
     st.session_state.setdefault(STATE, False)
     st.toggle("Presenter mode", key=STATE, on_change=keep_in_url,
               help="Projector type, figures first, prose folded, keys → ← to step "
-                   "through Architectures and Train. The same as ?present=1 in the URL.")
+                   "through Architectures, Train and Classify. The same as ?present=1 in the URL.")
 
 
 def style() -> None:

@@ -14,7 +14,7 @@ def top5_figure(top: list[tuple[str, str, float]], untrained: bool) -> go.Figure
                            marker_color="#9e9e9e" if untrained else "#1f77b4",
                            text=[f"{p:.1f}%" for p in probs], textposition="auto",
                            hovertemplate="%{y}: %{x:.2f}%<extra></extra>"))
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10),
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=48, b=10),   # room for the title
                       title=f"Top-{len(top)} (untrained: meaningless)" if untrained
                       else f"Top-{len(top)} classes",
                       xaxis=dict(title="probability (%)", range=[0, max(100.0, max(probs))]))

@@ -129,3 +129,19 @@ def test_the_clickers_keys_step_through_train(app_url, projector):
     assert projector.get_by_text("No finished run yet").first.is_visible()
     assert_no_exception(projector)
     _shot(projector, "present-train-step3.png")
+
+
+def test_the_clickers_keys_step_through_classify(app_url, projector):
+    open_page(projector, app_url)
+    open_page(projector, app_url, "classify?present=1&step=1&samples=chelsea")
+    assert_no_exception(projector)
+    assert projector.get_by_role("heading", name="The photo, and the square").first.is_visible()
+    assert projector.get_by_text("the square is the centre crop").first.is_visible()
+    projector.wait_for_timeout(500)   # the shortcuts' component binds the keys
+    projector.keyboard.press("ArrowRight")
+    projector.wait_for_url(re.compile(r"[?&]step=2(&|$)"), timeout=30_000)
+    wait_for_app_run(projector)
+    assert projector.get_by_role("heading", name="What the network says").first.is_visible()
+    assert projector.get_by_text("No model yet").first.is_visible()   # no weights: one line
+    assert "samples=chelsea" in projector.url
+    assert_no_exception(projector)
