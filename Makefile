@@ -50,9 +50,9 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 
 # CPU benchmarks; bench/gpu_*.py are for a GPU machine and run by hand there
-# (bench/load_client.py is bench/load.py's client, no benchmark).
+# (bench/load_client.py is bench/load.py's client and bench/memory_trace.py a diagnostic: no benchmarks).
 bench: $(VENV)/.installed
-	@for b in $(filter-out bench/gpu_% bench/load_client.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(filter-out bench/gpu_% bench/load_client.py bench/memory_trace.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -25,8 +25,13 @@ from pathlib import Path
 
 from cnnlab.calc.analysis import analyze
 from cnnlab.calc.framework_memory import COEFFICIENTS, Coefficients, framework_estimate
-from cnnlab.calc.memory_cases import (SERIES_POINTS, cases, is_measured,
-                                      least_squares_slope, measured_points)
+from cnnlab.calc.memory_cases import (
+    SERIES_POINTS,
+    cases,
+    is_measured,
+    least_squares_slope,
+    measured_points,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "memory_measurements.json"
 

@@ -13,8 +13,14 @@ import pytest
 from cnnlab.calc.analysis import analyze, resolve
 from cnnlab.calc.framework_memory import Coefficients, framework_estimate, kept_tensors
 from cnnlab.calc.grammar import parse_layer
-from cnnlab.calc.memory_cases import (SERIES_POINTS, cases, is_measured,
-                                      least_squares_slope, measured_points, random_stack)
+from cnnlab.calc.memory_cases import (
+    SERIES_POINTS,
+    cases,
+    is_measured,
+    least_squares_slope,
+    measured_points,
+    random_stack,
+)
 from tests import ROOT
 
 DATA = ROOT / "tests" / "data" / "memory_measurements.json"
