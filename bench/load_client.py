@@ -72,6 +72,7 @@ class Session:
         self.ws = None
         self.page_name = self.query_string = self.page_script_hash = ""
         self.widget_ids: dict[str, str] = {}        # user key -> widget id
+        self.widget_ids_settling = True             # one more look allowed (see run)
         self.values: dict[str, tuple[str, object]] = {}   # widget key -> (proto field, value)
         self.auto_reruns: dict[str, float] = {}     # fragment id -> interval (s)
         self._cache: dict[str, object] = {}         # ForwardMsg hash -> message, as the browser
@@ -110,6 +111,13 @@ class Session:
         if fragment_id:
             state.fragment_id, state.is_auto_rerun = fragment_id, True
         wanted = dict(self.values, **({trigger: ("trigger_value", True)} if trigger else {}))
+        if any(key not in self.widget_ids for key in wanted) and self.widget_ids_settling:
+            # The page's first run can end before it drew everything (it reruns itself, e.g.
+            # to write the owner's cookie): look once more, as a browser shows the settled page.
+            self.widget_ids_settling = False
+            values, self.values = self.values, {}
+            await self.run(timeout=timeout)
+            self.values = values
         for key, (kind, value) in wanted.items():
             if key not in self.widget_ids:
                 raise RuntimeError(f"no widget with key {key!r} on page {self.page_name!r}")
