@@ -75,17 +75,12 @@ def walk_ui() -> int | None:
                   help="One idea per screen, Back/Next or the keys → ← (a lecture's steps; "
                        "each step has its own URL).")
         return None
-    number = walkthrough.nav_ui(STEP.key, steps.FIRST, steps.LAST,
-                                lambda n: steps.step(n).title, "architectures")
+    number = walkthrough.nav_ui(STEP.key, steps.FIRST, steps.LAST, steps.title,
+                                "architectures")
     if not present.on():
         st.button("Show the whole page", key="arch_all", icon=":material/view_agenda:",
-                  type="tertiary", on_click=leave_walk)
+                  type="tertiary", on_click=walkthrough.leave_walk, args=(view, STEP))
     return number
-
-
-def leave_walk() -> None:
-    st.session_state[STEP.key] = None
-    view.forget(STEP.name)
 
 
 def page_text_intro() -> str:

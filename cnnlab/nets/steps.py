@@ -14,6 +14,7 @@ from cnnlab.calc.analysis import analyze
 from cnnlab.calc.spec import INPUT_NAME
 from cnnlab.nets.builders import inception_module
 from cnnlab.nets.summary import UNIT, residual_unit_summary
+from cnnlab.walk import Walk
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,8 @@ STEPS = _steps()
 FIRST, LAST = 1, len(STEPS)
 
 
-def step(number: int) -> Step:
-    """Step `number` (1-based); ValueError outside 1..LAST."""
-    if not FIRST <= number <= LAST:
-        raise ValueError(f"no step {number}: steps are {FIRST} to {LAST}")
-    return STEPS[number - 1]
+WALK = Walk(STEPS)
+step, title = WALK.step, WALK.title
 
 
 def following(number: int) -> int:

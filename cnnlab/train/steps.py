@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cnnlab.walk import Walk
+
 
 @dataclass(frozen=True)
 class Step:
@@ -34,23 +36,8 @@ PARAM = "step"                  # the URL's query parameter
 STATE_KEY = "train_step"        # session_state: the step picker's key (None: the whole page)
 
 
-def step(number: int) -> Step:
-    """Step `number` (1-based); ValueError outside FIRST..LAST."""
-    if not FIRST <= number <= LAST:
-        raise ValueError(f"no step {number}: steps are {FIRST} to {LAST}")
-    return STEPS[number - 1]
-
-
-def title(number: int) -> str:
-    return step(number).title
-
-
-def number_of(text: str | None) -> int | None:
-    """The step a URL's `step=` names, or None when it names none (absent or bad)."""
-    try:
-        return step(int(text)).number if text is not None else None
-    except ValueError:
-        return None
+WALK = Walk(STEPS)
+step, title, number_of = WALK.step, WALK.title, WALK.number_of
 
 
 def run_notice(state: str | None, watching: bool = False) -> str:

@@ -182,31 +182,11 @@ def lab_ui(classifier: inception.Classifier, mode: str, key: str,
 
 
 def stepping() -> bool:
-    """Whether the page walks through its steps: presenter mode, a step chosen in this
-    session, or a good `?step=` in the link (a bad one leaves the whole page)."""
-    return (present.on() or st.session_state.get(STEP.key) is not None
-            or steps.number_of(st.query_params.get(STEP.name)) is not None)
+    return walkthrough.stepping(STEP, steps.WALK)
 
 
 def walk_ui(view: UrlView) -> int | None:
-    """Back, the step picker and Next (keys → ← space PageDown PageUp) and the step's
-    heading; returns the step to draw, or None for the whole page (the keys let go)."""
-    if not stepping():
-        walkthrough.release_keys()
-        return None
-    number = walkthrough.nav_ui(STEP.key, steps.FIRST, steps.LAST, steps.title, "classify")
-    view.sync()             # the URL names the step (the first one too)
-    if not present.on():
-        st.button("Show the whole page", key="classify_all", icon=":material/view_agenda:",
-                  type="tertiary", on_click=leave_walk, args=(view,))
-    keep_choices()
-    st.header(steps.title(number))
-    return number
-
-
-def leave_walk(view: UrlView) -> None:
-    st.session_state[STEP.key] = None
-    view.forget(STEP.name)
+    return walkthrough.walk_ui(view, STEP, steps.WALK, "classify", before_heading=keep_choices)
 
 
 def keep_choices() -> None:

@@ -10,8 +10,13 @@ it on pages (and views) that draw no step buttons: app.py calls it on every run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import streamlit as st
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cnnlab.ui.url_state import Param, UrlView
+    from cnnlab.walk import Walk
 
 NEXT, BACK = "step_next", "step_back"          # the buttons' keys (the shortcuts find them)
 NEXT_KEYS = ["arrowright", " ", "pagedown"]    # " ": the space bar (KeyboardEvent.key)
@@ -59,3 +64,40 @@ def release_keys(keep: str | None = None) -> None:
 
     clear_shortcuts()
     st.session_state.pop(_BOUND, None)
+
+
+# ---- a page walked in steps (Train, Classify) -------------------------------------------------
+def stepping(param: Param, walk: Walk) -> bool:
+    """Whether the page walks through its steps: presenter mode, a step chosen in this
+    session, or a good `?step=` in the link (a bad one leaves the whole page)."""
+    from cnnlab.ui import present
+
+    return (present.on() or st.session_state.get(param.key) is not None
+            or walk.number_of(st.query_params.get(param.name)) is not None)
+
+
+def walk_ui(view: UrlView, param: Param, walk: Walk, page: str,
+            before_heading: Callable[[], None] | None = None) -> int | None:
+    """Back, the step picker and Next (keys → ← space PageDown PageUp) and the step's
+    heading; returns the step to draw, or None for the whole page (the keys let go).
+    Outside presenter mode a button leaves the walk for the whole page."""
+    from cnnlab.ui import present
+
+    if not stepping(param, walk):
+        release_keys()
+        return None
+    number = nav_ui(param.key, walk.first, walk.last, walk.title, page)
+    view.sync()             # the URL names the step (the first one too)
+    if not present.on():
+        st.button("Show the whole page", key=f"{page}_all", icon=":material/view_agenda:",
+                  type="tertiary", on_click=leave_walk, args=(view, param))
+    if before_heading is not None:
+        before_heading()
+    st.header(walk.title(number))
+    return number
+
+
+def leave_walk(view: UrlView, param: Param) -> None:
+    """Back to the whole page: no step in this session nor in the URL."""
+    st.session_state[param.key] = None
+    view.forget(param.name)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
+from cnnlab.walk import Walk
+
 
 @dataclass(frozen=True)
 class Step:
@@ -41,23 +43,8 @@ NO_MODEL = ("No model yet: step 1 offers the Inception v3 weights, or the untrai
             "to see the pipeline.")
 
 
-def step(number: int) -> Step:
-    """Step `number` (1-based); ValueError outside FIRST..LAST."""
-    if not FIRST <= number <= LAST:
-        raise ValueError(f"no step {number}: steps are {FIRST} to {LAST}")
-    return STEPS[number - 1]
-
-
-def title(number: int) -> str:
-    return step(number).title
-
-
-def number_of(text: str | None) -> int | None:
-    """The step a URL's `step=` names, or None when it names none (absent or bad)."""
-    try:
-        return step(int(text)).number if text is not None else None
-    except ValueError:
-        return None
+WALK = Walk(STEPS)
+step, title, number_of = WALK.step, WALK.title, WALK.number_of
 
 
 def followed(names: list[str]) -> str | None:
