@@ -55,34 +55,20 @@ def trace_steps(case, dtype: str, batch: int) -> tuple[dict, str]:
     return {"before": before, "resident": resident, "peak": peak}, folder
 
 
-def allocator_events(folder: str) -> list[tuple]:
+def traced_events(folder: str) -> list[tuple]:
     """(is allocation, address, requested bytes, allocated bytes, op, allocator) in order."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    from cnnlab.calc.measure import allocator_events
 
     space = xplane_pb2.XSpace()
     path = glob.glob(folder + "/**/*.xplane.pb", recursive=True)[0]
     with open(path, "rb") as f:
         space.ParseFromString(f.read())
-    events = []
-    for plane in space.planes:
-        names = {k: v.name for k, v in plane.event_metadata.items()}
-        stats = {k: v.name for k, v in plane.stat_metadata.items()}
-        for line in plane.lines:
-            for ev in line.events:
-                kind = names.get(ev.metadata_id)
-                if kind not in ("MemoryAllocation", "MemoryDeallocation"):
-                    continue
-                v = {}
-                for s in ev.stats:
-                    key = stats.get(s.metadata_id)
-                    v[key] = (stats.get(s.ref_value, "") if s.HasField("ref_value") else
-                              (s.int64_value or s.uint64_value or s.str_value or s.double_value))
-                events.append((line.timestamp_ns * 1000 + ev.offset_ps,
-                               kind == "MemoryAllocation", v))
-    events.sort(key=lambda e: e[0])
+    events = allocator_events(space)
     return [(a, v.get("addr"), int(v.get("requested_bytes") or 0),
              int(v.get("allocation_bytes") or 0), v.get("tf_op"), v.get("allocator_name"))
-            for _, a, v in events]
+            for a, v in events]
 
 
 def main() -> None:
@@ -98,7 +84,7 @@ def main() -> None:
     if case is None:
         raise SystemExit(f"no memory case {args.case!r} in {args.dtype}")
     figures, folder = trace_steps(case, args.dtype, args.batch)
-    events = allocator_events(folder)
+    events = traced_events(folder)
     os.makedirs("/tmp/memtrace", exist_ok=True)
     out = f"/tmp/memtrace/t2_{args.case.replace(' ', '_')}_{args.dtype}_{args.batch}.json"
     with open(out, "w") as f:

@@ -321,6 +321,32 @@ def _reply(obj: dict) -> None:
     sys.stdout.flush()
 
 
+def allocator_events(space) -> list[tuple[bool, dict]]:
+    """The allocator's events in a profiler trace (an `xplane_pb2.XSpace`), in time order:
+    (is an allocation, its stats: "addr", "requested_bytes", "allocation_bytes", "tf_op",
+    "allocator_name", ...)."""
+    events = []
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        stats = {k: v.name for k, v in plane.stat_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                kind = names.get(event.metadata_id)
+                if kind not in ("MemoryAllocation", "MemoryDeallocation"):
+                    continue
+                values = {}
+                for stat in event.stats:
+                    key = stats.get(stat.metadata_id)
+                    if stat.HasField("ref_value"):
+                        values[key] = stats.get(stat.ref_value, "")
+                    else:
+                        values[key] = stat.int64_value or stat.uint64_value or stat.str_value
+                when = line.timestamp_ns * 1000 + event.offset_ps
+                events.append((when, kind == "MemoryAllocation", values))
+    events.sort(key=lambda e: e[0])
+    return [(allocation, values) for _, allocation, values in events]
+
+
 class _Trace:
     """The allocator's own record of one step (TensorFlow's profiler, host tracer): every
     allocation with the bytes requested and the bytes the BFC allocator gave (a free chunk
@@ -365,29 +391,11 @@ class _Trace:
             return None, None
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
-        events = []
-        for plane in space.planes:
-            names = {k: v.name for k, v in plane.event_metadata.items()}
-            stats = {k: v.name for k, v in plane.stat_metadata.items()}
-            for line in plane.lines:
-                for event in line.events:
-                    kind = names.get(event.metadata_id)
-                    if kind not in ("MemoryAllocation", "MemoryDeallocation"):
-                        continue
-                    values = {}
-                    for stat in event.stats:
-                        key = stats.get(stat.metadata_id)
-                        if stat.HasField("ref_value"):
-                            values[key] = stats.get(stat.ref_value, "")
-                        else:
-                            values[key] = stat.int64_value or stat.uint64_value or stat.str_value
-                    when = line.timestamp_ns * 1000 + event.offset_ps
-                    events.append((when, kind == "MemoryAllocation", values))
-        events.sort(key=lambda e: e[0])
+        events = allocator_events(space)
         live: dict[int, int] = {}
         level = peak = resident
         op = None
-        for _, allocation, values in events:
+        for allocation, values in events:
             addr, size = values.get("addr"), int(values.get("requested_bytes") or 0)
             if allocation:
                 live[addr] = size
