@@ -97,17 +97,22 @@ def test_the_clickers_keys_step_through_architectures(app_url, projector):
     assert_no_exception(projector)
     assert projector.get_by_role("heading", name="Four networks").first.is_visible()
     projector.wait_for_timeout(500)   # the shortcuts' component binds the keys
-    for key, step, heading in (("ArrowRight", 2, "LeNet-5 (1998)"),
-                               (" ", 3, "AlexNet (2012)"),
-                               ("PageDown", 4, "GoogLeNet (2014)"),
-                               ("ArrowLeft", 3, "AlexNet (2012)"),
-                               ("PageUp", 2, "LeNet-5 (1998)")):
-        projector.keyboard.press(key if key != " " else "Space")
+    press_through(projector, (("ArrowRight", 2, "LeNet-5 (1998)"),
+                              ("Space", 3, "AlexNet (2012)"),
+                              ("PageDown", 4, "GoogLeNet (2014)"),
+                              ("ArrowLeft", 3, "AlexNet (2012)"),
+                              ("PageUp", 2, "LeNet-5 (1998)")))
+    assert_no_exception(projector)
+    _shot(projector, "present-architectures-step2.png")
+
+
+def press_through(projector, presses) -> None:
+    """Press each (key, step, heading): the URL's step follows and the step's heading shows."""
+    for key, step, heading in presses:
+        projector.keyboard.press(key)
         projector.wait_for_url(re.compile(rf"[?&]step={step}(&|$)"), timeout=30_000)
         wait_for_app_run(projector)
         assert projector.get_by_role("heading", name=heading).first.is_visible(), key
-    assert_no_exception(projector)
-    _shot(projector, "present-architectures-step2.png")
 
 
 def test_the_clickers_keys_step_through_train(app_url, projector):
@@ -116,17 +121,11 @@ def test_the_clickers_keys_step_through_train(app_url, projector):
     assert_no_exception(projector)
     assert projector.get_by_role("heading", name="The network and the data").first.is_visible()
     projector.wait_for_timeout(500)   # the shortcuts' component binds the keys
-    for key, step, heading in (("ArrowRight", 2, "Training, live"),
-                               ("PageDown", 3, "What the first layer learned"),
-                               ("ArrowLeft", 2, "Training, live")):
-        projector.keyboard.press(key)
-        projector.wait_for_url(re.compile(rf"[?&]step={step}(&|$)"), timeout=30_000)
-        wait_for_app_run(projector)
-        assert projector.get_by_role("heading", name=heading).first.is_visible(), key
-    projector.keyboard.press("ArrowRight")                 # no run yet: a one-line notice
-    projector.wait_for_url(re.compile(r"[?&]step=3(&|$)"), timeout=30_000)
-    wait_for_app_run(projector)
-    assert projector.get_by_text("No finished run yet").first.is_visible()
+    press_through(projector, (("ArrowRight", 2, "Training, live"),
+                              ("PageDown", 3, "What the first layer learned"),
+                              ("ArrowLeft", 2, "Training, live"),
+                              ("ArrowRight", 3, "What the first layer learned")))
+    assert projector.get_by_text("No finished run yet").first.is_visible()   # no run: one line
     assert_no_exception(projector)
     _shot(projector, "present-train-step3.png")
 
@@ -138,10 +137,7 @@ def test_the_clickers_keys_step_through_classify(app_url, projector):
     assert projector.get_by_role("heading", name="The photo, and the square").first.is_visible()
     assert projector.get_by_text("the square is the centre crop").first.is_visible()
     projector.wait_for_timeout(500)   # the shortcuts' component binds the keys
-    projector.keyboard.press("ArrowRight")
-    projector.wait_for_url(re.compile(r"[?&]step=2(&|$)"), timeout=30_000)
-    wait_for_app_run(projector)
-    assert projector.get_by_role("heading", name="What the network says").first.is_visible()
+    press_through(projector, (("ArrowRight", 2, "What the network says"),))
     assert projector.get_by_text("No model yet").first.is_visible()   # no weights: one line
     assert "samples=chelsea" in projector.url
     assert_no_exception(projector)
