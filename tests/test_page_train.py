@@ -58,17 +58,23 @@ def browser_cookies(monkeypatch):
     return cookies
 
 
+def small_network(at, epochs: int, batch: int) -> str:
+    """Set a small CNN (4 and 8 filters) with `epochs` and `batch`, run the page; the
+    session's owner token."""
+    at.number_input(key="epochs").set_value(epochs)
+    at.number_input(key="f1").set_value(4)
+    at.number_input(key="f2").set_value(8)
+    at.selectbox(key="batch").set_value(batch)
+    at.run()
+    return at.session_state["train_owner"]
+
+
 def test_train_live_reattach_stop_then_look_inside(browser_cookies):
     """One short training serves the whole story (training is the slow part on 2 cores)."""
     from cnnlab.ui.owner import OWNER_COOKIE
 
     at = app_at("pages/train.py")
-    at.number_input(key="epochs").set_value(50)
-    at.number_input(key="f1").set_value(4)
-    at.number_input(key="f2").set_value(8)
-    at.selectbox(key="batch").set_value(128)
-    at.run()
-    token = at.session_state["train_owner"]
+    token = small_network(at, epochs=50, batch=128)
     at.button(key="train").click().run(timeout=60)
     job = shared_manager().active(f"{token}:train")
     assert job is not None and job.config["epochs"] == 50
@@ -327,12 +333,7 @@ def test_train_in_step_one_goes_on_to_the_live_curve(monkeypatch):
 def test_steps_three_to_five_look_inside_a_finished_run():
     """One tiny run, then each step draws its own part of the results and nothing else."""
     at = opened(present="1", step="1")
-    at.number_input(key="epochs").set_value(1)
-    at.number_input(key="f1").set_value(4)
-    at.number_input(key="f2").set_value(8)
-    at.selectbox(key="batch").set_value(512)
-    at.run()
-    token = at.session_state["train_owner"]
+    token = small_network(at, epochs=1, batch=512)
     at.button(key="train").click().run(timeout=120)
     job = shared_manager().active(f"{token}:train") or shared_manager().latest(
         f"{token}:train")
