@@ -282,8 +282,7 @@ def shared_manager() -> JobManager:
     with _SHARED_LOCK:
         if _SHARED is None:
             _SHARED = JobManager()
-            _SHARED.sweep_every()       # runs past the TTL go even if nobody clicks
-            from cnnlab.train.streaming import collect_soon
-
-            _SHARED.on_evict(lambda _owner, _jobs: collect_soon())  # their memory, too
+            # Runs past the TTL go even if nobody clicks (their memory is collected by the
+            # hook every page's `cnnlab.ui.owner.hold_owner` adds).
+            _SHARED.sweep_every()
         return _SHARED

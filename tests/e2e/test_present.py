@@ -92,11 +92,7 @@ def test_presenter_mode_is_kept_across_page_switches_until_switched_off(app_url,
 
 
 def test_the_clickers_keys_step_through_architectures(app_url, projector):
-    open_page(projector, app_url)
-    open_page(projector, app_url, "architectures?present=1&step=1")
-    assert_no_exception(projector)
-    assert projector.get_by_role("heading", name="Four networks").first.is_visible()
-    projector.wait_for_timeout(500)   # the shortcuts' component binds the keys
+    open_walk(projector, app_url, "architectures?present=1&step=1", "Four networks")
     press_through(projector, (("ArrowRight", 2, "LeNet-5 (1998)"),
                               ("Space", 3, "AlexNet (2012)"),
                               ("PageDown", 4, "GoogLeNet (2014)"),
@@ -104,6 +100,16 @@ def test_the_clickers_keys_step_through_architectures(app_url, projector):
                               ("PageUp", 2, "LeNet-5 (1998)")))
     assert_no_exception(projector)
     _shot(projector, "present-architectures-step2.png")
+
+
+def open_walk(projector, app_url: str, path: str, heading: str) -> None:
+    """Open the app, then `path` (a walk's first step): no exception, its heading shown, and
+    a moment for the shortcuts' component to bind the keys."""
+    open_page(projector, app_url)
+    open_page(projector, app_url, path)
+    assert_no_exception(projector)
+    assert projector.get_by_role("heading", name=heading).first.is_visible()
+    projector.wait_for_timeout(500)
 
 
 def press_through(projector, presses) -> None:
@@ -116,11 +122,7 @@ def press_through(projector, presses) -> None:
 
 
 def test_the_clickers_keys_step_through_train(app_url, projector):
-    open_page(projector, app_url)
-    open_page(projector, app_url, "train?present=1&step=1")
-    assert_no_exception(projector)
-    assert projector.get_by_role("heading", name="The network and the data").first.is_visible()
-    projector.wait_for_timeout(500)   # the shortcuts' component binds the keys
+    open_walk(projector, app_url, "train?present=1&step=1", "The network and the data")
     press_through(projector, (("ArrowRight", 2, "Training, live"),
                               ("PageDown", 3, "What the first layer learned"),
                               ("ArrowLeft", 2, "Training, live"),
@@ -131,12 +133,8 @@ def test_the_clickers_keys_step_through_train(app_url, projector):
 
 
 def test_the_clickers_keys_step_through_classify(app_url, projector):
-    open_page(projector, app_url)
-    open_page(projector, app_url, "classify?present=1&step=1&samples=chelsea")
-    assert_no_exception(projector)
-    assert projector.get_by_role("heading", name="The photo, and the square").first.is_visible()
+    open_walk(projector, app_url, "classify?present=1&step=1&samples=chelsea", "The photo, and the square")
     assert projector.get_by_text("the square is the centre crop").first.is_visible()
-    projector.wait_for_timeout(500)   # the shortcuts' component binds the keys
     press_through(projector, (("ArrowRight", 2, "What the network says"),))
     assert projector.get_by_text("No model yet").first.is_visible()   # no weights: one line
     assert "samples=chelsea" in projector.url
