@@ -353,3 +353,16 @@ def test_steps_three_to_five_look_inside_a_finished_run():
     five = seen(at)
     assert five["header"] == [STEP_TITLES[4]] and five["charts"] == []
     assert at.get("file_uploader") and not at.info and not at.exception
+
+
+def test_a_bad_link_value_keeps_its_notice_until_that_setting_is_changed():
+    """A page may rerun at once (the owner's cookie is written by a component): the notice of
+    a bad value in the link stays on later runs, and goes once the setting is changed."""
+    at = opened(epochs="abc")
+    notice = "Ignored in the link: epochs='abc' (not a whole number from 1 to 200)."
+    assert [shown(w.value) for w in at.warning] == [notice]
+    at.run()
+    assert [shown(w.value) for w in at.warning] == [notice]
+    at.number_input(key="epochs").set_value(5).run()
+    assert notice not in [shown(w.value) for w in at.warning]
+    assert at.query_params["epochs"] == "5"

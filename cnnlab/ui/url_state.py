@@ -116,6 +116,9 @@ def number_text(value: float) -> str:
 # ---------------------------------------------------------------------------- the view
 
 
+_UNSET = object()
+
+
 @dataclass
 class UrlView:
     """The URL view of one page during one script run."""
@@ -140,11 +143,16 @@ class UrlView:
             try:
                 value = param.parse(text)
             except ValueError as error:
-                self.bad.append(f"{param.name}={text[:MAX_SHOWN]!r} ({error})")
+                line = f"{param.name}={text[:MAX_SHOWN]!r} ({error})"
+                self.bad.append(line)
+                memory.setdefault("bad", {})[param.name] = [line, _UNSET]
             else:
+                memory.setdefault("bad", {}).pop(param.name, None)
                 st.session_state[param.key] = value
                 memory["kept"][param.name] = (param.key, value)
                 return value
+        elif self._still_bad(memory, param):
+            pass
         elif param.key not in st.session_state:
             kept = memory["kept"].get(param.name)
             if kept is not None and kept[0] == param.key:
@@ -157,9 +165,27 @@ class UrlView:
                     return value
         return st.session_state.get(param.key, param.default)
 
+    def _still_bad(self, memory: dict, param: Param) -> bool:
+        """A link's bad value keeps its notice on later runs (a page may rerun at once, e.g.
+        to write a cookie) until that setting is changed; False once it has been."""
+        entry = memory.get("bad", {}).get(param.name)
+        if entry is None:
+            return False
+        line, shown_with = entry
+        if shown_with is not _UNSET and st.session_state.get(param.key, param.default) \
+                != shown_with:
+            memory["bad"].pop(param.name)
+            return False
+        self.bad.append(line)
+        return True
+
     def sync(self) -> None:
         """After the widgets: the URL carries every kept value that is not its default."""
         memory = self._memory()
+        for name, entry in memory.get("bad", {}).items():
+            if entry[1] is _UNSET and name in self.bound:   # the value the notice came with
+                param = self.bound[name]
+                entry[1] = st.session_state.get(param.key, param.default)
         for name, param in self.bound.items():
             if param.key in st.session_state:
                 memory["kept"][name] = (param.key, st.session_state[param.key])
