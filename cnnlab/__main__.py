@@ -13,14 +13,14 @@ import re
 import sys
 from typing import NoReturn
 
-# name -> (module, one-line help). Modules are imported only when needed.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "calc": ("cnnlab.commands.calc", "parameters, shapes, FLOPs and memory of a conv stack"),
-    "train": ("cnnlab.commands.train", "train the MNIST / Fashion-MNIST CNN, one JSON line per epoch"),
-    "classify": ("cnnlab.commands.classify", "top ImageNet classes of images with Inception v3"),
-    "explain": ("cnnlab.commands.explain", "saliency maps, their faithfulness and a sanity check"),
-    "fetch": ("cnnlab.commands.fetch", "download weights and datasets ahead of a lecture"),
-    "recordings": ("cnnlab.commands.recordings", "the recorded training runs the Train page replays"),
+# name -> one-line help. Command NAME lives in cnnlab.commands.NAME, imported only when needed.
+COMMANDS: dict[str, str] = {
+    "calc": "parameters, shapes, FLOPs and memory of a conv stack",
+    "train": "train the MNIST / Fashion-MNIST CNN, one JSON line per epoch",
+    "classify": "top ImageNet classes of images with Inception v3",
+    "explain": "saliency maps, their faithfulness and a sanity check",
+    "fetch": "download weights and datasets ahead of a lecture",
+    "recordings": "the recorded training runs the Train page replays",
 }
 
 
@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="cnnlab command-line tools. Run `python -m cnnlab COMMAND --help` for one.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)  # a missing module is a bug: fail loudly
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"cnnlab.commands.{name}")  # missing: a bug, fail loudly
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(command_parser)
         command_parser.set_defaults(_run=module.run)

@@ -5,9 +5,24 @@ cnnlab.ui.walkthrough draws the buttons and binds the keys."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step of a page that draws one part of itself per step (Train, Classify)."""
+
+    number: int          # 1-based, as in the URL (`?step=3`)
+    part: str            # which part of the page it draws
+    title: str
+
+
+def numbered(parts: Sequence[tuple[str, str]]) -> tuple[Step, ...]:
+    """Steps from (part, title) pairs, numbered from 1 in that order."""
+    return tuple(Step(number, part, title) for number, (part, title) in enumerate(parts, 1))
 
 
 class Walk(Generic[S]):

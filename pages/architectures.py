@@ -28,6 +28,7 @@ from cnnlab.nets import builders, page_text, step_charts, steps, summary  # noqa
 from cnnlab.nets import charts as arch_charts  # noqa: E402
 from cnnlab.ui import experiments, present, url_state, walkthrough  # noqa: E402
 from cnnlab.ui.experiments import NO_DELTA, shape_text  # noqa: E402
+from cnnlab.ui.safe import plain  # noqa: E402
 from cnnlab.ui.url_state import Param, choice, integer  # noqa: E402
 from cnnlab.vision import images  # noqa: E402
 
@@ -165,6 +166,16 @@ def block_diagram_ui(header: bool = True) -> None:
                      height=min(420, 38 + 35 * len(rows)))
 
 
+def sized(compute, *args, **kwargs):
+    """`compute(*args, **kwargs)` for the sizes a user set, or None after one line saying why
+    the calculator refuses them."""
+    try:
+        return compute(*args, **kwargs)
+    except SpecError as error:
+        st.error(plain(str(error)))
+        return None
+
+
 def inception_sizes_ui() -> tuple[int, int, list[int]]:
     """Input size, channels and the six filter counts (from one of GoogLeNet's modules)."""
     cols = st.columns(3)
@@ -190,10 +201,8 @@ def inception_module_ui() -> None:
                  "(paper Fig. 2a) has none, and its pool branch passes every input channel "
                  "through.")
     h, c_in, filters = inception_sizes_ui()
-    try:
-        module = summary.compare_inception((h, h, c_in), filters)
-    except SpecError as error:
-        st.error(str(error))
+    module = sized(summary.compare_inception, (h, h, c_in), filters)
+    if module is None:
         return
     with_b, naive = module.bottleneck, module.naive
     a, b, c = st.columns(3)
@@ -213,10 +222,8 @@ def inception_step_ui(part: str) -> None:
     """The module assembled branch by branch: parameters so far, with and without reduces."""
     with present.fold("Sizes: input and filters", ":material/tune:"):
         h, c_in, filters = inception_sizes_ui()
-    try:
-        totals = steps.inception_build_up((h, h, c_in), filters)
-    except SpecError as error:
-        st.error(str(error))
+    totals = sized(steps.inception_build_up, (h, h, c_in), filters)
+    if totals is None:
         return
     shown = len(steps.BRANCHES) + 1 if part == "concat" else int(part)
     now = totals[min(shown, len(totals)) - 1]
@@ -256,11 +263,9 @@ def residual_unit_ui() -> None:
     present.note("y = ReLU(F(x) + shortcut(x)). The shortcut is x itself when the shapes match "
                  "(0 parameters), else a 1x1 convolution with the stride (a projection).")
     hw, c_in, filters, stride, kind = residual_sizes_ui()
-    try:
-        unit = summary.residual_unit_summary((hw, hw, c_in), filters, stride=stride,
-                                             bottleneck=kind == "bottleneck")
-    except SpecError as error:
-        st.error(str(error))
+    unit = sized(summary.residual_unit_summary, (hw, hw, c_in), filters, stride=stride,
+                 bottleneck=kind == "bottleneck")
+    if unit is None:
         return
     a, b, c, d = st.columns(4)
     a.metric("Output shape", shape_text(unit.stats.output_shape))
@@ -287,11 +292,9 @@ def residual_step_ui(part: str) -> None:
     bottleneck = kind == "bottleneck"
     if part == "projection" and not builders.needs_projection(c_in, filters, stride, bottleneck):
         stride = 2      # these sizes pass x through: the projection a stride of 2 would need
-    try:
-        unit = steps.residual_build_up((hw, hw, c_in), filters, stride=stride,
-                                       bottleneck=bottleneck)
-    except SpecError as error:
-        st.error(str(error))
+    unit = sized(steps.residual_build_up, (hw, hw, c_in), filters, stride=stride,
+                 bottleneck=bottleneck)
+    if unit is None:
         return
     a, b, c = st.columns(3)
     a.metric("F(x): parameters", f"{unit.residual_params:,}",

@@ -24,14 +24,7 @@ from cnnlab.ui.explain import explain_progress, explanation_ui, feature_grids_ui
 from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.job_progress import TRAIN_WORDING, progress_ui, progress_view
 from cnnlab.ui.navigation import ensure_app_navigation
-from cnnlab.ui.owner import (
-    linked_run,
-    page_owner,
-    run_in_view,
-    show_run_in_url,
-    watch_notice_ui,
-    watch_own_run,
-)
+from cnnlab.ui.owner import page_runs, watch_notice_ui, watch_own_run
 from cnnlab.ui.safe import plain
 from cnnlab.vision.explain import lab as explain_lab
 
@@ -382,9 +375,7 @@ if replay.replay_ui(offer=not walking):   # ?replay=NAME or an opened recording
 # Whose runs: the browser's cookie (a refresh keeps control) and session_state (page switches).
 # The URL names only the run shown: a shared link lets others watch it, read-only.
 manager = shared_manager()
-owner = page_owner("train", manager)   # its runs are let go once its last session has ended
-run_view = run_in_view(manager, owner, linked_run())
-show_run_in_url(run_view)
+owner, run_view = page_runs("train", manager)   # let go once its last session has ended
 view = views.opened("train", parts.params())   # the config and the step in the URL
 number = parts.walk_ui(view)
 if number is not None:

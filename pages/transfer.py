@@ -36,14 +36,7 @@ from cnnlab.ui import present, views
 from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.job_progress import TRANSFER_WORDING, progress_ui, progress_view
 from cnnlab.ui.navigation import ensure_app_navigation
-from cnnlab.ui.owner import (
-    linked_run,
-    page_owner,
-    run_in_view,
-    show_run_in_url,
-    watch_notice_ui,
-    watch_own_run,
-)
+from cnnlab.ui.owner import page_runs, watch_notice_ui, watch_own_run
 from cnnlab.ui.safe import error_line, plain
 from cnnlab.vision.custom_model import SESSION_KEY as CLASSIFY_KEY
 
@@ -60,9 +53,7 @@ st.markdown(
 # Whose runs: the browser's cookie (a refresh keeps control) and session_state (page switches).
 # The URL names only the run shown: a shared link lets others watch it, read-only.
 manager = shared_manager()
-owner = page_owner("transfer", manager)   # its runs are let go once its last session has ended
-run_view = run_in_view(manager, owner, linked_run())
-show_run_in_url(run_view)
+owner, run_view = page_runs("transfer", manager)   # let go once its last session ends
 
 
 @st.cache_resource(scope="session", on_release=lambda ws: ws.cleanup(), show_spinner=False)

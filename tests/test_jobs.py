@@ -426,16 +426,24 @@ def test_the_server_keeps_at_most_max_kept_runs_oldest_go_first():
         manager.shutdown()
 
 
-def test_a_released_owner_keeps_nothing_and_its_running_job_goes_when_it_ends():
+def held_build():
+    """A one-epoch build that waits for the returned event first: a run that stays active
+    (running, or queued behind it) until the test releases it."""
     import threading
 
-    manager = JobManager(max_concurrent=2)
     release = threading.Event()
     inner = tiny_build(epochs=1, n=64, evaluate=False)
 
     def waiting_build() -> TrainSetup:
         assert release.wait(60)
         return inner()
+
+    return release, waiting_build
+
+
+def test_a_released_owner_keeps_nothing_and_its_running_job_goes_when_it_ends():
+    manager = JobManager(max_concurrent=2)
+    release, waiting_build = held_build()
 
     try:
         (done,) = finished_runs(manager, "a", 1)
@@ -460,7 +468,6 @@ def test_runs_are_let_go_when_the_owners_last_session_ends_not_on_a_refresh():
     running job keeps its results too); once the last session is gone, the runs go, the
     owner is forgotten and the model's memory is collected."""
     import gc
-    import threading
     import weakref
 
     from cnnlab.ui.owner import OwnerSessions
@@ -468,12 +475,7 @@ def test_runs_are_let_go_when_the_owners_last_session_ends_not_on_a_refresh():
     later = []
     sessions = OwnerSessions(grace_s=30, schedule=lambda delay, fn: later.append((delay, fn)))
     manager = JobManager(max_concurrent=2)
-    release = threading.Event()
-    inner = tiny_build(epochs=1, n=64, evaluate=False)
-
-    def waiting_build() -> TrainSetup:
-        assert release.wait(60)
-        return inner()
+    release, waiting_build = held_build()
 
     try:
         sessions.opened(manager, "a")

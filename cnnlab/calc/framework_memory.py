@@ -43,10 +43,9 @@ MASK_BYTES = 1  # dropout's boolean keep-mask
 
 
 @dataclass(frozen=True)
-class Coefficients:
-    """The constants that are not sizes of tensors. Defaults: the fitted values
-    (bench/memory_fit.py against tests/data/memory_measurements.json); each comment says
-    what the constant stands for and what it was seen to be."""
+class BackwardCoefficients:
+    """The backward pass's temporaries, as multiples of a layer's tensors (the first half of
+    `Coefficients`)."""
 
     # A conv's backward step: workspace beyond the gradient of its input, as a multiple of
     # the output gradient. oneDNN's scratchpads do not go through TensorFlow's allocator,
@@ -71,6 +70,15 @@ class Coefficients:
     # The mean-squared-error loss: float32 tensors of the output's size alive in its
     # backward (the cast prediction, the difference, the tiled gradient of the mean).
     loss_temporaries: float = 3.75
+
+
+@dataclass(frozen=True)
+class Coefficients(BackwardCoefficients):
+    """The constants that are not sizes of tensors: the backward pass's temporaries above,
+    then the allocator, the optimizer and mixed precision below. Defaults: the fitted values
+    (bench/memory_fit.py against tests/data/memory_measurements.json); each comment says
+    what the constant stands for and what it was seen to be."""
+
     # The allocator counts whole chunks: its peak over the bytes requested, for the
     # per-sample part. BFC (tensorflow/core/common_runtime/bfc_allocator.cc) grows in
     # regions of 2 MiB x 2^k and hands a free chunk under twice the request over whole, so

@@ -10,26 +10,15 @@ Pure Python: the step list, its titles and the notices. The page draws.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from cnnlab.walk import Walk, numbered
 
-from cnnlab.walk import Walk
-
-
-@dataclass(frozen=True)
-class Step:
-    number: int          # 1-based, as in the URL (`train?step=3`)
-    part: str            # config | live | filters | confusion | digit
-    title: str
-    needs_run: bool      # looks inside a finished run
-
-
-STEPS = (
-    Step(1, "config", "The network and the data", False),
-    Step(2, "live", "Training, live: the loss falls batch by batch", False),
-    Step(3, "filters", "What the first layer learned: its filters", True),
-    Step(4, "confusion", "The confusion matrix and the worst mistakes", True),
-    Step(5, "digit", "Your digit: draw one, the network reads it", True),
-)
+STEPS = numbered((
+    ("config", "The network and the data"),
+    ("live", "Training, live: the loss falls batch by batch"),
+    ("filters", "What the first layer learned: its filters"),
+    ("confusion", "The confusion matrix and the worst mistakes"),
+    ("digit", "Your digit: draw one, the network reads it"),
+))
 FIRST, LAST = 1, len(STEPS)
 LIVE = next(s.number for s in STEPS if s.part == "live")     # where Train leads
 PARAM = "step"                  # the URL's query parameter

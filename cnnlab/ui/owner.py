@@ -226,6 +226,16 @@ def page_owner(page: str, manager: Any = None) -> str:
     return owner
 
 
+def page_runs(page: str, manager: Any) -> tuple[str, RunView]:
+    """What a page with runs does first: this browser's owner for `page` (`page_owner`), the
+    run it shows (its own latest, or the one a link names: `run_in_view`), and that run's id
+    in the URL (`show_run_in_url`)."""
+    owner = page_owner(page, manager)
+    view = run_in_view(manager, owner, linked_run())
+    show_run_in_url(view)
+    return owner, view
+
+
 def remember_in_browser(token: str) -> None:
     """Set the owner cookie in this browser (extra-streamlit-components' CookieManager: an
     invisible component; path /, SameSite=Strict). Drawn on every run of a session whose
@@ -266,7 +276,6 @@ def watch_own_run(job: Any) -> None:
     import streamlit as st
 
     st.query_params[RUN_PARAM] = job.id
-
 
 
 def stop_watching() -> None:

@@ -18,17 +18,8 @@ import numpy as np
 import streamlit as st
 
 from cnnlab.train import charts
-from cnnlab.train.recording import (
-    MAX_FILE_BYTES,
-    Recording,
-    RecordingError,
-    Replay,
-    load_shipped,
-    read_recording,
-    recording_bytes,
-    recording_from_job,
-    shipped_names,
-)
+from cnnlab.train import recording as recordings
+from cnnlab.train.recording import Recording, RecordingError, Replay
 from cnnlab.ui import present
 from cnnlab.ui.guard import one_line_errors
 from cnnlab.ui.safe import one_line, plain
@@ -44,7 +35,7 @@ STEP_KEY, SPEED_KEY = "replay_step", "replay_speed"
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _shipped(name: str) -> Recording:
-    return load_shipped(name)
+    return recordings.load_shipped(name)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -67,7 +58,7 @@ def opened() -> tuple[str, Replay] | None:
             recording = _shipped(name)
         except RecordingError as exc:
             st.warning(plain(f"Ignored in the link: replay={one_line(name, 40)} ({exc}). "
-                             f"Shipped recordings: {', '.join(shipped_names())}."),
+                             f"Shipped recordings: {', '.join(recordings.shipped_names())}."),
                        icon=":material/link_off:")
             return None
         return name, _replay_of(f"shipped:{name}", recording)
@@ -75,7 +66,7 @@ def opened() -> tuple[str, Replay] | None:
     if upload:
         name, data = upload
         digest = hashlib.sha256(data).hexdigest()
-        return name, _replay_of(digest, read_recording(data))
+        return name, _replay_of(digest, recordings.read_recording(data))
     return None
 
 
@@ -113,7 +104,7 @@ def picker_ui() -> None:
     """Open a shipped recording, or upload one (folded away: the live run comes first)."""
     with st.expander("Replay a recorded run (no training, no TensorFlow)",
                      icon=":material/replay:"):
-        names = shipped_names()
+        names = recordings.shipped_names()
         st.caption("Runs recorded with `python -m cnnlab train ... --record FILE` on real data "
                    "play back at 1x-50x with a scrubber: for a lecture with no time to train.")
         for name in names:
@@ -125,14 +116,14 @@ def picker_ui() -> None:
                                 + (f"test accuracy {acc:.1%}" if acc is not None else "")))
             right.button("Replay", key=f"replay_open_{name}", on_click=_open_shipped,
                          args=(name,), icon=":material/play_circle:", width="stretch")
-        limit_mb = MAX_FILE_BYTES // 2**20
+        limit_mb = recordings.MAX_FILE_BYTES // 2**20
         upload = st.file_uploader(f"…or open a recording (.npz, up to {limit_mb} MB)",
                                   type=["npz"], key="replay_file", max_upload_size=limit_mb)
         if upload is not None and st.button("Replay this file", key="replay_open_upload",
                                             icon=":material/play_circle:"):
             data = upload.getvalue()
             try:
-                read_recording(data)
+                recordings.read_recording(data)
             except RecordingError as exc:
                 st.error(plain(f"{one_line(upload.name, 80)}: {exc}"), icon=":material/error:")
                 return
@@ -262,10 +253,10 @@ def download_ui(job, report) -> None:
     """A finished live run offered as a recording the replay opens (kept with the run)."""
     if "recording" not in job.extras:
         try:
-            recording = recording_from_job(job, getattr(report, "confusion", None))
+            recording = recordings.recording_from_job(job, getattr(report, "confusion", None))
         except RecordingError:
             return          # a run without snapshots (e.g. stopped before its first epoch)
-        job.extras["recording"] = recording_bytes(recording)
+        job.extras["recording"] = recordings.recording_bytes(recording)
     st.download_button("Download the run as a recording (.npz)", job.extras["recording"],
                        file_name=f"cnnlab-{job.id}.npz", icon=":material/download:",
                        mime="application/octet-stream", key="download_recording",

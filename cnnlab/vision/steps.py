@@ -12,28 +12,17 @@ The page draws.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PIL import Image, ImageDraw
 
-from cnnlab.walk import Walk
+from cnnlab.walk import Walk, numbered
 
-
-@dataclass(frozen=True)
-class Step:
-    number: int          # 1-based, as in the URL (`classify?step=3`)
-    part: str            # photo | top5 | gradcam | lab | sanity
-    title: str
-    needs_model: bool    # runs the network on the photo
-
-
-STEPS = (
-    Step(1, "photo", "The photo, and the square the network sees", False),
-    Step(2, "top5", "What the network says: its top-5 classes", True),
-    Step(3, "gradcam", "Grad-CAM: where it looked for a class", True),
-    Step(4, "lab", "The explanation lab: every method, its time and faithfulness", True),
-    Step(5, "sanity", "The sanity check: destroy the weights, do the maps change?", True),
-)
+STEPS = numbered((
+    ("photo", "The photo, and the square the network sees"),
+    ("top5", "What the network says: its top-5 classes"),
+    ("gradcam", "Grad-CAM: where it looked for a class"),
+    ("lab", "The explanation lab: every method, its time and faithfulness"),
+    ("sanity", "The sanity check: destroy the weights, do the maps change?"),
+))
 FIRST, LAST = 1, len(STEPS)
 PARAM = "step"                  # the URL's query parameter
 STATE_KEY = "classify_step"     # session_state: the step picker's key (None: the whole page)

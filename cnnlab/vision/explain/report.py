@@ -91,13 +91,8 @@ class MethodReport:
     randomized: list[tuple[str, float, np.ndarray]] = field(default_factory=list)
     # (block re-drawn, Spearman rho with `map`, the randomized model's map), top block first
 
-    @property
-    def deletion_auc(self) -> float:
-        return self.curves.deletion_auc
-
-    @property
-    def insertion_auc(self) -> float:
-        return self.curves.insertion_auc
+    deletion_auc = property(lambda self: self.curves.deletion_auc)    # the curves' two scores
+    insertion_auc = property(lambda self: self.curves.insertion_auc)
 
     @property
     def randomized_similarity(self) -> list[tuple[str, float]]:
