@@ -95,6 +95,7 @@ def test_quick_explanations_from_the_environment():
         quick = lab.page_options(2, env)
         assert (quick.smoothgrad_samples, quick.ig_max_steps, quick.faithfulness_steps) == (8, 32, 8)
         assert (quick.scorecam_channels, quick.sanity_depth, quick.ig_steps) == (16, 2, 32)
+        assert (quick.occlusion_overlap, full.occlusion_overlap) == (False, True)
         assert quick != full and quick == lab.page_options(2, env)    # its own cache key
         assert lab.quick_note(env).startswith("Quick explanations (`CNNLAB_EXPLAIN_QUICK=1`): "
                                               "SmoothGrad averages 8 noisy copies")

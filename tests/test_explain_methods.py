@@ -90,6 +90,22 @@ def test_occlusion_of_a_linear_model_is_the_patch_drop(linear, x_linear):
     np.testing.assert_allclose(single.map, normalize(contribution), atol=1e-5)
 
 
+def test_quick_occlusion_lays_the_patches_side_by_side(linear, x_linear):
+    """`occlusion_overlap=False` (quick explanations): stride = patch, a quarter of the
+    forward passes of the half-overlapping default, the same rule applied to each patch."""
+    from cnnlab.vision.explain.report import ExplainOptions, compute_method
+
+    model, _, _ = linear
+    access = access_for(model)
+    side = compute_method(access, "occlusion", x_linear, 1,
+                          ExplainOptions(occlusion_patch=2, occlusion_overlap=False))
+    same = occlusion.occlusion(access, x_linear, 1, patch=2, stride=2)
+    np.testing.assert_allclose(side.raw, same.raw, rtol=1e-6)
+    overlapping = compute_method(access, "occlusion", x_linear, 1,
+                                 ExplainOptions(occlusion_patch=2))
+    assert (side.details["positions"], overlapping.details["positions"]) == (9, 20)
+
+
 def test_smoothgrad_of_relu_is_the_gaussian_cdf():
     """y = w . ReLU(x): the gradient is w_i [x_i > 0], so SmoothGrad's expectation under
     N(0, sigma^2) noise is w_i Phi(x_i / sigma)."""

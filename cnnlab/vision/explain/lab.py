@@ -33,7 +33,8 @@ SCORECAM_ENV = "CNNLAB_SCORECAM_CHANNELS"
 PAGE_SCORECAM_CHANNELS = 256
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam")   # need a conv layer
 QUICK_ENV = "CNNLAB_EXPLAIN_QUICK"
-QUICK_OPTIONS = {"smoothgrad_samples": 8, "ig_max_steps": 32, "faithfulness_steps": 8}
+QUICK_OPTIONS = {"smoothgrad_samples": 8, "ig_max_steps": 32, "faithfulness_steps": 8,
+                 "occlusion_overlap": False}
 
 # What each method computes, in one line a student can read next to its map.
 METHOD_NOTES = {
@@ -81,9 +82,10 @@ def quick_note(env: Mapping[str, str] = os.environ) -> str:
         return ""
     o = QUICK_OPTIONS
     return (f"Quick explanations (`{QUICK_ENV}=1`): SmoothGrad averages {o['smoothgrad_samples']} "
-            f"noisy copies, Integrated Gradients stops at {o['ig_max_steps']} steps and the "
-            f"deletion and insertion curves have {o['faithfulness_steps']} steps, so maps and "
-            "scores are noisier than the full methods'.")
+            f"noisy copies, Integrated Gradients stops at {o['ig_max_steps']} steps, occlusion's "
+            "patches lie side by side instead of overlapping by half, and the deletion and "
+            f"insertion curves have {o['faithfulness_steps']} steps, so maps and scores are "
+            "coarser and noisier than the full methods'.")
 
 
 def methods_for(model: keras.Model) -> tuple[str, ...]:

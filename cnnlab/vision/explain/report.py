@@ -47,7 +47,8 @@ class ExplainOptions:
     ig_max_steps: int = 256
     ig_tolerance: float = 0.01             # completeness: |sum - (f(x) - f(x'))| / |f(x) - f(x')|
     occlusion_patch: int | None = None     # None: about an eighth of the input side
-    occlusion_stride: int | None = None    # None: half the patch
+    occlusion_stride: int | None = None    # None: half the patch (see occlusion_overlap)
+    occlusion_overlap: bool = True         # False: patches side by side, a quarter of the passes
     faithfulness_steps: int = 32           # deletion / insertion points beyond the first
     insertion_start: str = "blur"          # RISE's blurred canvas, or "fill" (zeros)
     sanity_depth: int | None = 4           # blocks randomized, top first; None: all
@@ -75,8 +76,11 @@ def compute_method(access: ModelAccess, method: str, x: np.ndarray, class_index:
         return gradients.integrated_gradients(access, x, class_index, 0.0, o.ig_steps,
                                               o.ig_max_steps, o.ig_tolerance, o.batch_size)
     if method == "occlusion":
-        return occlusion.occlusion(access, x, class_index, o.occlusion_patch,
-                                   o.occlusion_stride, 0.0, o.batch_size)
+        stride = o.occlusion_stride
+        if stride is None and not o.occlusion_overlap:
+            stride = o.occlusion_patch or occlusion.default_patch(min(x.shape[:2]))[0]
+        return occlusion.occlusion(access, x, class_index, o.occlusion_patch, stride, 0.0,
+                                   o.batch_size)
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 
