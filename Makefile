@@ -5,6 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
+# `make test` runs the test files in this many processes (pytest-xdist; a file stays in one
+# process, so its module fixtures are shared as before). 0 runs them in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: run dev test test-fast lint bench clean browser
 
@@ -41,7 +44,7 @@ browser:
 	fi
 
 test: $(VENV)/.dev-installed browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m "not e2e and not slow"
