@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from cnnlab import __version__
-from cnnlab.train import warmup
+from cnnlab.train import streaming, warmup
 from cnnlab.ui import present, walkthrough
 from cnnlab.ui.safe import plain
 
@@ -28,6 +28,8 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+# Before TensorFlow is imported: a finished run's memory comes back to the system (issue 10).
+streaming.returnable_memory()
 # Once per server, in the background: TensorFlow and the seed's model get ready, so the
 # first Train click does not wait for them (cnnlab/train/warmup.py; CNNLAB_WARMUP=0: off).
 warmup.start()

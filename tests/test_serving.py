@@ -127,3 +127,58 @@ def test_protocol_client_presses_train_in_two_sessions_with_one_slot():
     assert all(len(o.run_ids) == 1 for o in outcomes)
     assert outcomes[0].run_ids != outcomes[1].run_ids
     assert all(o.exceptions == [] and not o.saw_a_run_before_pressing for o in outcomes)
+
+
+FREED_TENSORS = """
+import gc, json, os
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file("app.py", default_timeout=60)
+at.run()                                   # the app opens, as a first visitor's session does
+import tensorflow as tf
+
+def rss():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) >> 10
+
+x = tf.matmul(tf.ones((500, 500)), tf.ones((500, 500))); del x    # the kernels loaded
+before = rss()
+a = tf.random.uniform((5000, 5000)); b = tf.matmul(a, a) + 1.0     # 100 MB tensors, a run's size
+during = rss()
+del a, b
+gc.collect()
+print(json.dumps({"setting": os.environ.get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR"),
+                  "exceptions": [e.value for e in at.exception],
+                  "before": before, "during": during, "after": rss()}))
+"""
+
+
+def freed_tensors(**env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
+    proc = subprocess.run([sys.executable, "-c", FREED_TENSORS], capture_output=True, text=True,
+                          cwd=ROOT, env={**clean, "TF_CPP_MIN_LOG_LEVEL": "2",
+                                         "CNNLAB_WARMUP": "0", **env}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_served_app_gives_a_runs_tensor_memory_back():
+    """Issue 10: the app sets `TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1` before TensorFlow loads, so
+    the memory of a run's freed tensors goes back to the system; oneDNN's own allocator (what
+    a user's explicit `=0` keeps) pools it for the life of the process."""
+    served = freed_tensors()
+    assert served["setting"] == "1" and not served["exceptions"]
+    assert served["during"] - served["before"] > 150                # the tensors were there
+    assert served["after"] - served["before"] < 30, served          # and their memory is back
+    pooled = freed_tensors(TF_ONEDNN_USE_SYSTEM_ALLOCATOR="0")      # the user's setting wins
+    assert pooled["setting"] == "0"
+    assert pooled["after"] - pooled["before"] > 150, pooled         # kept by the pool
+
+
+def test_returnable_memory_keeps_the_users_settings():
+    from cnnlab.train.streaming import SYSTEM_ALLOCATOR_ENV, returnable_memory
+
+    env: dict[str, str] = {}
+    returnable_memory(env)
+    assert env == {SYSTEM_ALLOCATOR_ENV: "1"}
+    mine = {SYSTEM_ALLOCATOR_ENV: "0", "MALLOC_ARENA_MAX": "8"}
+    assert returnable_memory(mine) is False                  # glibc reads the user's cap itself
+    assert mine == {SYSTEM_ALLOCATOR_ENV: "0", "MALLOC_ARENA_MAX": "8"}

@@ -205,6 +205,7 @@ def _run_child(request: dict, timeout_s: float) -> dict:
     """Run the child on `request`; its reply, or MeasureError (one line)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PYTHONHASHSEED="0",
                TF_ENABLE_ONEDNN_OPTS="1")  # oneDNN's CPU allocator keeps the statistics
+    env.pop("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", None)   # a server's setting (train.streaming)
     try:
         returncode, stdout, stderr = _spawn(request, env, timeout_s, request.get("memory_limit"))
     except subprocess.TimeoutExpired:
