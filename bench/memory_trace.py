@@ -1,7 +1,7 @@
 """Trace the warm-up step and the measured step of a memory case at one batch (a fresh
 process): every event of the large-allocation allocator (BFC) with the bytes requested and
 the bytes the allocator gave, and the allocator's peak of the second step. The evidence for
-the BFC rounding in cnnlab.calc.framework_memory's `allocator_rounding`:
+the BFC allocator's rules that cnnlab.calc.allocator simulates:
 
     PYTHONPATH=. python bench/memory_trace.py "random stack 9" float32 128
 

@@ -31,8 +31,10 @@ def test_json_carries_the_framework_model_beside_the_textbook(capsys):
     assert fw["training_bytes"] == expected.training_bytes
     assert fw["per_sample_bytes"] == expected.per_sample_bytes
     assert fw["fixed_bytes"] == expected.fixed_bytes
-    assert fw["training_bytes"] == pytest.approx(fw["fixed_bytes"] + 8 * fw["per_sample_bytes"],
-                                                 abs=8)
+    # The tensors' peak is the peak moment's line; the allocator (simulated) holds more.
+    assert fw["tensor_bytes"] == pytest.approx(fw["fixed_bytes"] + 8 * fw["per_sample_bytes"],
+                                               abs=8)
+    assert fw["training_bytes"] > fw["tensor_bytes"]
     # Keras keeps more per sample than the textbook count here: a conv's input and the
     # gradients in flight, not only the outputs.
     assert fw["per_sample_bytes"] > memory["training_bytes"] // 8 > 0

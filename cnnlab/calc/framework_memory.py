@@ -7,40 +7,56 @@ layers not yet differentiated, the gradients in flight and the weight gradients 
 together. `step_moments` replays that step layer by layer (pure Python, no TensorFlow): at
 each moment the bytes alive are fixed + batch x per-sample, and the peak is the largest.
 
-What each layer keeps (`kept_tensors`) is read off TensorFlow's gradient registrations
+What each layer keeps (`framework_tensors.kept_tensors`) is read off TensorFlow's gradient registrations
 (`tensorflow/python/ops/nn_grad.py`, `math_grad.py`) and Keras 3's layers, and is checked
 against the traced `train_step` graph (tests/test_framework_memory.py): a conv or dense
 layer keeps its input, not its output; an activation its output (relu, tanh, sigmoid,
 softmax, elu, selu) or its input (gelu, swish, ...); max pooling its input, its output and
 oneDNN's 1-byte workspace; BatchNorm its input as float32; dropout a 1-byte mask; average
 pooling, flatten, zero padding, concat and add nothing; layers before the first weights have
-no backward at all. `memory_gap.RULES` says the same in the page's words.
+no backward at all; an element-wise layer (relu, tanh, sigmoid, ..., dropout) writes its
+output over an input nobody else holds, and its gradient over its output's. Mixed precision
+on a CPU adds float32 copies (dense, global average pooling) and Eigen's float16 im2col
+buffers. `memory_gap.RULES` says the same in the page's words.
 
 Always alive: the input and target batches (float32; the measurement's loss is mean squared
 error), the parameters, the optimizer's slots (SGD 0, momentum 1, Adam 2 per trainable
-parameter) and a runtime term. The constants that are not tensor sizes (`Coefficients`) were
-fitted in two stages by bench/memory_fit.py to tests/data/memory_measurements.json (slopes:
-least-squares lines through five batches, each in a fresh process; memory_cases): first to
-the bytes the tensors requested (the allocator's trace), then the allocator's rounding to its
-peaks. Each constant's comment says what it stands for and what was seen.
+parameter) and a runtime term.
+
+The peak the allocator holds is more than the tensors': TensorFlow's BFC allocator hands
+out whole chunks (a tensor that opens a region can take the next power of two). The replay
+also lists the step's tensors one by one (`step_moments`' events), and
+`cnnlab.calc.allocator` runs them through a simulation of the allocator, as a measurement
+runs (the variables, the batch, a warm-up step, the measured step): `FrameworkEstimate.at`
+and `training_bytes` are its peak, `tensor_bytes` and the moments the tensors'. The
+constants that are not tensor sizes (`Coefficients`) were fitted by bench/memory_fit.py to
+tests/data/memory_measurements.json through that simulation (slopes: least-squares lines
+through five batches, each in a fresh process; memory_cases). Each constant's comment says
+what it stands for and what was seen.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from cnnlab.calc.allocator import simulated_peak
 from cnnlab.calc.analysis import ModelStats, analyze, resolve
+from cnnlab.calc.framework_tensors import (
+    OUTPUT_GRADIENT_ACTIVATIONS,
+    elementwise,
+    half_conv_col_buffer_bytes,
+    kept_tensors,
+    needs_gradient,
+    pieces,
+)
 from cnnlab.calc.memory import DTYPES, INPUT_BYTES, OPTIMIZER_SLOTS, PARAM_BYTES
 from cnnlab.calc.spec import INPUT_NAME, LayerSpec
 
-# Activations whose TensorFlow gradient reads the output (nn_grad.py, math_grad.py).
-OUTPUT_GRADIENT_ACTIVATIONS = frozenset({"relu", "relu6", "elu", "selu", "sigmoid", "tanh",
-                                         "softmax", "log_softmax", "exponential"})
-MASK_BYTES = 1  # dropout's boolean keep-mask
-
+__all__ = ["COEFFICIENTS", "Coefficients", "FrameworkEstimate", "Moment", "framework_estimate",
+           "framework_training_bytes", "kept_tensors", "needs_gradient", "step_moments"]
 
 @dataclass(frozen=True)
 class BackwardCoefficients:
@@ -53,51 +69,52 @@ class BackwardCoefficients:
     conv_workspace_out: float = 0.0
     # The gradient of the layer above may still be alive while this layer's backward runs:
     # its filter gradient is scheduled after the input gradient it produced (traced: at the
-    # seed exercise's peak, conv3's output gradient is alive in conv2's backward).
-    lagging_gradient: float = 0.16
+    # seed exercise's peak, conv3's output gradient is alive in conv2's backward). 0.16
+    # before the allocator was simulated; 0 since (an alias, flatten or an in-place layer,
+    # now hands its gradient on instead of dropping it).
+    lagging_gradient: float = 0.0
     # BatchNorm's composed backward: float32 temporaries of the input's size (traced:
     # moments/Tile, moments/Tile_1, moments/sub are alive together, three; the fit to the
-    # fresh-process series agrees), fewer when only gamma and beta need a gradient (a
-    # BatchNorm before any weights).
-    batchnorm_workspace_in: float = 3.0
+    # fit with the allocator simulated: two, the output's gradient now counted beside them),
+    # fewer when only gamma and beta need a gradient (a BatchNorm before any weights).
+    batchnorm_workspace_in: float = 2.0
     batchnorm_weights_workspace_in: float = 1.0
     # Sums of BatchNorm input gradients that outlive the step (see step_moments).
-    batchnorm_accumulator: float = 0.81
-    # Dropout's gradient: SelectV2 needs zeros_like(grad), a tensor of the input's size.
+    batchnorm_accumulator: float = 0.5
+    # Dropout's gradient: SelectV2 could need zeros_like(grad), a tensor of the input's
+    # size; traced: none (its gradient is written over the output's).
     dropout_workspace_in: float = 0.0
     # An activation whose gradient reads its input (gelu, swish, ...) computes a temporary.
     activation_workspace_in: float = 1.0
     # The mean-squared-error loss: float32 tensors of the output's size alive in its
     # backward (the cast prediction, the difference, the tiled gradient of the mean).
-    loss_temporaries: float = 3.75
+    loss_temporaries: float = 3.3
 
 
 @dataclass(frozen=True)
 class Coefficients(BackwardCoefficients):
     """The constants that are not sizes of tensors: the backward pass's temporaries above,
-    then the allocator, the optimizer and mixed precision below. Defaults: the fitted values
-    (bench/memory_fit.py against tests/data/memory_measurements.json); each comment says
-    what the constant stands for and what it was seen to be."""
+    then the optimizer and mixed precision below. Defaults: the fitted values
+    (bench/memory_fit.py against tests/data/memory_measurements.json, through the
+    allocator's simulation); each comment says what the constant stands for and what it was
+    seen to be. A count of temporaries is that many tensors to the allocator, a fraction one
+    more of that part of the size (`pieces`): a tensor alive part of the time."""
 
-    # The allocator counts whole chunks: its peak over the bytes requested, for the
-    # per-sample part. BFC (tensorflow/core/common_runtime/bfc_allocator.cc) grows in
-    # regions of 2 MiB x 2^k and hands a free chunk under twice the request over whole, so
-    # a tensor that opens a region takes the next power of two (traced: random stack 9's
-    # 75.5 MB conv output in a 134.2 MB chunk). Per network and batch it is 1.0x to 1.8x (a
-    # staircase in the batch); this is its average over the fitted cases.
-    allocator_rounding: float = 1.15
     # Optimizer step: temporaries the size of the largest variable.
-    optimizer_temporaries: float = 0.0
+    optimizer_temporaries: float = 0.625
     # TensorFlow runs a variable's update as soon as its gradient exists, while the
     # backward pass goes on below it (traced: VGG16 and AlexNet peak in Adam's ops with
-    # the conv maps still alive): temporaries of the largest variable whose gradient exists.
-    optimizer_during_backward: float = 1.7
+    # the conv maps still alive; AlexNet's fc6: its gradient, then Square, Sqrt, Mul and
+    # the variable's new buffer, one or two at a time): temporaries of the largest variable
+    # whose gradient exists.
+    optimizer_during_backward: float = 2.75
     # mixed_float16 on a CPU: Eigen's float16 conv gradients' im2col buffers (the formula
-    # in half_conv_col_buffer_bytes, from tensorflow/core/kernels/conv_grad_input_ops.h).
-    half_conv_col_buffers: float = 0.64
+    # in half_conv_col_buffer_bytes, from tensorflow/core/kernels/conv_grad_input_ops.h;
+    # traced: exactly its sizes, so 1; 0.64 when the allocator was one factor).
+    half_conv_col_buffers: float = 1.0
     # mixed_float16: the loss-scale optimizer unscales every gradient into a new float32
     # tensor before the update; this many extra gradient copies are alive at the step.
-    mixed_gradient_copies: float = 2.0
+    mixed_gradient_copies: float = 1.815
     runtime_bytes: int = 0  # small tensors; under 256 KiB a CPU's statistics miss them
 
 
@@ -119,38 +136,52 @@ class Moment:
 
 @dataclass(frozen=True)
 class FrameworkEstimate:
-    """The framework model's peak of one training step at one batch."""
+    """The framework model's peak of one training step at one batch: the allocator's (its
+    simulation over the step's tensors, cnnlab.calc.allocator) and the tensors' own."""
 
     batch: int
     micro_batch: int
     dtype: str
     optimizer: str
     accum_steps: int
-    training_bytes: int  # the peak at the micro-batch
-    per_sample_bytes: int  # the slope of the moment that peaks at this batch
+    training_bytes: int  # the allocator's peak at the micro-batch (whole chunks)
+    tensor_bytes: int  # the tensors' peak at the micro-batch (the bytes they request)
+    per_sample_bytes: int  # the tensors: the slope of the moment that peaks at this batch
     fixed_bytes: int  # its intercept
     peak: Moment  # the moment that peaks
     moments: tuple[Moment, ...] = field(repr=False)
+    allocator: Callable[[int], int] = field(repr=False, compare=False, default=None)
 
     def at(self, batch: int) -> int:
-        """The peak at another (micro-)batch: the largest moment there."""
+        """The allocator's peak at another (micro-)batch (a fresh process's, simulated)."""
+        if self.allocator is None:
+            return self.tensors_at(batch)
+        return self.allocator(batch)
+
+    def tensors_at(self, batch: int) -> int:
+        """The tensors' peak at another (micro-)batch: the largest moment there."""
         return round(max(m.at(batch) for m in self.moments))
 
     def slope(self, b1: int, b2: int) -> float:
         """The per-sample slope between two batches, as a measurement takes it."""
         return (self.at(b2) - self.at(b1)) / (b2 - b1)
 
-    def max_batch(self, gpu_bytes: float) -> int:
-        """The largest batch whose peak fits `gpu_bytes` (0 if none): every moment must."""
-        best = None
-        for m in self.moments:
-            if m.per_sample <= 0:
-                if m.fixed > gpu_bytes:
-                    return 0
-                continue
-            room = (gpu_bytes - m.fixed) // m.per_sample
-            best = room if best is None else min(best, room)
-        return max(0, int(best)) if best is not None else 0
+    def max_batch(self, gpu_bytes: float, limit: int = 1 << 24) -> int:
+        """The largest batch whose peak fits `gpu_bytes` (0 if none; at most `limit`): the
+        allocator's peak is a staircase that grows with the batch, so a bisection finds
+        the last batch b with at(b) <= gpu_bytes < at(b + 1)."""
+        if self.at(1) > gpu_bytes:
+            return 0
+        lo = 1
+        while lo < limit and self.at(min(2 * lo, limit)) <= gpu_bytes:
+            lo = min(2 * lo, limit)
+        if lo == limit:
+            return limit
+        hi = min(2 * lo, limit)  # at(lo) fits, at(hi) does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if self.at(mid) <= gpu_bytes else (lo, mid)
+        return lo
 
     def terms(self) -> list[tuple[str, int, str]]:
         """(term, bytes at this batch, what it is) of the peak moment, largest first."""
@@ -159,46 +190,21 @@ class FrameworkEstimate:
         return sorted(out, key=lambda t: -t[1])
 
     def to_json(self) -> dict:
-        return {"training_bytes": self.training_bytes,
+        return {"training_bytes": self.training_bytes, "tensor_bytes": self.tensor_bytes,
                 "per_sample_bytes": self.per_sample_bytes, "fixed_bytes": self.fixed_bytes,
                 "peak_at": self.peak.where, "batch": self.micro_batch,
                 "terms": {what: b for what, b, _ in self.terms()}}
 
 
-L3_TARGET_BYTES = 30 << 20  # conv_grad_*_ops: "Use L3 cache size as target working set size"
-L2_CACHE_BYTES = 256 << 10
-
-
-def half_conv_col_buffer_bytes(spec: LayerSpec, in_shape: Sequence[int],
-                               out_shape: Sequence[int], *, first: bool) -> float:
-    """Bytes of the larger float16 im2col buffer of a conv layer's backward step on a CPU.
-    Conv2DCustomBackpropFilter and (unless the layer reads the images) -BackpropInput run
-    one after the other, each with a buffer of shard_size x output pixels x kh*kw*C_in
-    values, shard_size = ceil(30 MiB / 2 bytes / work_unit) with work_unit the three matmul
-    operands of one image (tensorflow/core/kernels/conv_grad_input_ops.h); the input
-    gradient's shard is 1 when a thread's share of work_unit exceeds the 256 KiB L2 cache.
-    A fixed size: the buffer does not grow with the batch."""
-    import os
-
-    oh, ow, out_depth = out_shape
-    kh, kw = spec.kernel
-    pixels = oh * ow
-    filter_total = kh * kw * in_shape[-1] // max(1, spec.groups)
-    work_unit = pixels * filter_total + pixels * out_depth + filter_total * out_depth
-    shard = -(-(L3_TARGET_BYTES // 2) // work_unit)
-    column = pixels * filter_total * 2  # one image's im2col matrix, float16
-    if first:
-        return float(shard * column)
-    threads = os.cpu_count() or 1
-    parallel = work_unit // threads >= L2_CACHE_BYTES // 2
-    return float(max(shard, 1 if parallel else shard) * column)
-
-
 def framework_estimate(input_shape: Sequence[int], layers: Sequence[LayerSpec], *,
                        batch: int = 1, dtype: str = "float32", optimizer: str = "adam",
                        accum_steps: int = 1, stats: ModelStats | None = None,
-                       coefficients: Coefficients = COEFFICIENTS) -> FrameworkEstimate:
-    """The framework model of `layers` (raises SpecError like `analyze`)."""
+                       coefficients: Coefficients = COEFFICIENTS,
+                       small_allocations: int = 0) -> FrameworkEstimate:
+    """The framework model of `layers` (raises SpecError like `analyze`).
+    `small_allocations`: requests under this many bytes are not the simulated allocator's
+    (0: every tensor counts, as on a GPU; allocator.SMALL_ALLOCATION: as a CPU's
+    statistics count them, what the cached measurements are)."""
     if stats is None:
         stats = analyze(input_shape, layers, batch=batch, dtype=dtype, optimizer=optimizer,
                         accum_steps=accum_steps)
@@ -209,96 +215,24 @@ def framework_estimate(input_shape: Sequence[int], layers: Sequence[LayerSpec], 
     index = max(range(len(moments)), key=lambda k: moments[k].at(micro))
     peak = step_moments(stats, resolve(layers), dtype, optimizer, accum_steps, coefficients,
                         capture=index)[index]
+    allocator = functools.partial(simulated_peak, tuple(stats.input_shape), tuple(layers),
+                                  dtype, optimizer, coefficients, accum_steps,
+                                  small_allocations)
     return FrameworkEstimate(
         batch=batch, micro_batch=micro, dtype=dtype, optimizer=optimizer,
-        accum_steps=accum_steps, training_bytes=round(peak.at(micro)),
-        per_sample_bytes=round(peak.per_sample), fixed_bytes=round(peak.fixed), peak=peak,
-        moments=tuple(moments))
-
-
-def needs_gradient(stats: ModelStats) -> dict[str, bool]:
-    """Layer name -> whether its backward runs: it has weights, or a layer before it does
-    (the gradient must reach those weights through it). The images need none."""
-    needs = {INPUT_NAME: False}
-    for layer in stats.layers:
-        needs[layer.name] = layer.trainable_params > 0 or any(needs[s] for s in layer.inputs)
-    return needs
-
-
-def kept_tensors(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str
-                 ) -> tuple[list[dict[str, float]], dict[str, str], dict[str, float]]:
-    """What each layer keeps for its backward pass, per sample: a list (one dict per layer,
-    buffer name -> bytes), the buffer each layer's output lives in (a flatten, a linear
-    activation or a dropout of rate 0 shares its input's) and each output buffer's bytes.
-    "images (float16 copy)" is the first layer's cast under mixed precision."""
-    mixed = dtype == "mixed_float16"
-    act = DTYPES[dtype]
-    layers = stats.layers
-    elems = {INPUT_NAME: math.prod(stats.input_shape)}
-    elems.update({layer.name: layer.activation_elems for layer in layers})
-    # Buffers: an alias (flatten, linear activation, dropout 0) shares its source's buffer.
-    buffer = {INPUT_NAME: INPUT_NAME}
-    for spec, layer in zip(specs, layers, strict=True):
-        alias = (layer.kind == "flatten"
-                 or (layer.kind == "activation" and spec.activation == "linear")
-                 or (layer.kind == "dropout" and spec.rate == 0))
-        buffer[layer.name] = buffer[layer.inputs[0]] if alias else layer.name
-    size: dict[str, float] = {INPUT_NAME: INPUT_BYTES * elems[INPUT_NAME]}
-    size.update({layer.name: act * elems[layer.name] for layer in layers})
-    input16 = "images (float16 copy)"
-    size[input16] = 2 * elems[INPUT_NAME]
-
-    def source(name: str) -> str:
-        """The buffer a layer reads for input `name` (the float16 copy of the images)."""
-        b = buffer[name]
-        return input16 if (b == INPUT_NAME and mixed) else b
-
-    # What each layer keeps for its backward pass: buffer -> bytes per sample. A layer
-    # with no weights at or above it (pools straight after the images) has no backward:
-    # TensorFlow prunes the gradient ops nothing needs, and keeps nothing for them.
-    needs = needs_gradient(stats)
-    saved: list[dict[str, float]] = []
-    for spec, layer in zip(specs, layers, strict=True):
-        keep: dict[str, float] = {}
-        if not needs[layer.name]:
-            saved.append(keep)
-            continue
-        kind, out, into = layer.kind, buffer[layer.name], source(layer.inputs[0])
-        a = spec.activation or "linear"
-        if kind in ("conv", "dense"):
-            keep[into] = size[into]
-            if a in OUTPUT_GRADIENT_ACTIVATIONS:
-                keep[out] = size[out]
-            elif a != "linear":
-                keep[f"{layer.name} pre-activation"] = size[out]
-        elif kind == "activation":
-            if a in OUTPUT_GRADIENT_ACTIVATIONS:
-                keep[out] = size[out]
-            elif a != "linear":
-                keep[into] = size[into]
-        elif kind in ("maxpool", "globalmaxpool", "lrn"):
-            keep[into] = size[into]
-            keep[out] = size[out]
-            if kind == "maxpool" and not mixed:  # oneDNN's workspace: 1 byte per output
-                keep[f"{layer.name} workspace"] = MASK_BYTES * elems[layer.name]
-        elif kind == "batchnorm":
-            if mixed:
-                keep[f"{layer.name} float32 input"] = 4 * elems[layer.inputs[0]]
-            else:
-                keep[into] = size[into]
-        elif kind == "dropout" and spec.rate > 0:
-            keep[f"{layer.name} mask"] = MASK_BYTES * elems[layer.name]
-        saved.append(keep)
-    return saved, buffer, size
+        accum_steps=accum_steps, training_bytes=allocator(micro),
+        tensor_bytes=round(peak.at(micro)), per_sample_bytes=round(peak.per_sample),
+        fixed_bytes=round(peak.fixed), peak=peak, moments=tuple(moments), allocator=allocator)
 
 
 def framework_training_bytes(stats: ModelStats, layers: Sequence[LayerSpec],
                              coefficients: Coefficients = COEFFICIENTS) -> int:
-    """The framework model's peak for `stats`' memory configuration, without the terms
-    (what a what-if search needs, fast: the replay is cached per network)."""
+    """The framework model's (allocator's) peak for `stats`' memory configuration, without
+    the terms (what a what-if search needs, fast: the step's tensors are cached per
+    network, the allocator's peak per batch)."""
     m = stats.memory
-    moments = _line(stats, layers, m.dtype, m.optimizer, m.accum_steps, coefficients)
-    return round(max(moment.at(m.micro_batch) for moment in moments))
+    return simulated_peak(tuple(stats.input_shape), tuple(layers), m.dtype, m.optimizer,
+                          coefficients, m.accum_steps, 0, m.micro_batch)
 
 
 def _line(stats: ModelStats, layers: Sequence[LayerSpec], dtype: str, optimizer: str,
@@ -323,10 +257,14 @@ def _moments(input_shape: tuple[int, ...], layers: tuple[LayerSpec, ...], dtype:
 
 def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, optimizer: str,
                  accum_steps: int = 1, c: Coefficients = COEFFICIENTS,
-                 capture: int | None = None) -> list[Moment]:
+                 capture: int | None = None, events: list | None = None) -> list[Moment]:
     """Replay one training step: the bytes alive at each forward and backward step of every
     layer, at the loss and at the optimizer step, as lines in the batch. Only moment number
-    `capture` gets its terms (listing them costs more than the replay)."""
+    `capture` gets its terms (listing them costs more than the replay). `events`, a list:
+    the step's tensors one by one are appended to it, in order, for the allocator's
+    simulation (cnnlab.calc.allocator): ("+", key, fixed, per sample) an allocation,
+    ("-", key, 0, 0) a free, ("=", key, new key, 0) a buffer that becomes another (an
+    add's gradient handed on); what is always alive (`always`) is not among them."""
     mixed = dtype == "mixed_float16"
     act = DTYPES[dtype]
     layers = stats.layers
@@ -380,6 +318,7 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
     if bn_sum and c.batchnorm_accumulator:
         always.append(("batchnorm input-gradient sums", 0.0, c.batchnorm_accumulator * bn_sum))
     moments: list[Moment] = []
+    log = events.append if events is not None else (lambda event: None)
     always_fixed = sum(t[1] for t in always)
     always_per = sum(t[2] for t in always)
 
@@ -391,12 +330,27 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
             terms = (*always, *((w, 0.0, p) for w, p in per_sample.items() if p),
                      *((w, f, 0.0) for w, f in fixed.items() if f))
         moments.append(Moment(where, fixed=always_fixed + fixed_sum,
-                              per_sample=c.allocator_rounding * (always_per + per_sum),
+                              per_sample=always_per + per_sum,
                               terms=terms))
 
     # ---- forward: outputs appear, what nobody keeps goes after its last reader
     live: dict[str, float] = {input16: size[input16]} if mixed else {}
     live_sum = sum(live.values())
+    for b, v in live.items():
+        log(("+", b, 0.0, v))
+    # Dropout's random numbers read nothing: one op at a time, they run first (traced): a
+    # tensor of the output's size, compared into the mask that is kept.
+    for layer, keep in zip(layers, saved, strict=True):
+        mask = f"{layer.name} mask"
+        if mask in keep:
+            noise = act * elems[layer.name]
+            moment(f"dropout noise of {layer.name}", live_sum + noise + keep[mask], 0.0,
+                   lambda noise=noise: ({**live, "dropout noise": noise}, {}))
+            for event in (("+", "dropout noise", 0.0, noise), ("+", mask, 0.0, keep[mask]),
+                          ("-", "dropout noise", 0, 0)):
+                log(event)
+            live[mask] = keep[mask]
+            live_sum += keep[mask]
     release_forward: dict[int, list[str]] = {}
     for b, i in last_read.items():
         if b not in kept_until:
@@ -409,18 +363,36 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
         w16 += weights16[i]
         new = {b: sizes[b] for b in (buffer[layer.name], *saved[i])
                if b not in live and b != INPUT_NAME}
-        moment(f"forward of {layer.name}", live_sum + sum(new.values()), w16,
-               lambda new=new, w16=w16: ({**live, **new}, {"float16 kernels": w16}))
+        log(("+", f"{layer.name} float16 kernels", weights16[i], 0.0))
+        # Mixed precision on a CPU: a float32 copy of the input for Eigen's float16 MatMul
+        # and for Keras' mean (it sums float16 in float32) (traced: MatMul [1, batch, n],
+        # globalavgpool/Cast, float32).
+        cast = 4.0 * elems[layer.inputs[0]] if mixed and layer.kind in (
+            "dense", "globalavgpool") and needs[layer.name] else 0.0
+        log(("+", "float32 copy", 0.0, cast))
+        for b, v in new.items():
+            log(("+", b, 0.0, v))
+        log(("-", "float32 copy", 0, 0))
+        moment(f"forward of {layer.name}", live_sum + sum(new.values()) + cast, w16,
+               lambda new=new, w16=w16, cast=cast: (
+                   {**live, **new, "float32 copy": cast}, {"float16 kernels": w16}))
         live.update(new)
         live_sum += sum(new.values())
-        for b in release_forward.get(i, ()):
-            live_sum -= live.pop(b, 0.0)
+        gone = [*release_forward.get(i, ())]
         if buffer[layer.name] not in kept_until and buffer[layer.name] not in last_read:
-            live_sum -= live.pop(buffer[layer.name], 0.0)  # read by nobody: the output
+            gone.append(buffer[layer.name])  # read by nobody: the output
+        for b in gone:
+            live_sum -= live.pop(b, 0.0)
+            log(("-", b, 0, 0))
     # The loss and its gradient: float32 tensors of the output's size.
     loss = c.loss_temporaries * INPUT_BYTES * out_elems
     moment("loss", live_sum + loss, w16,
            lambda: ({**live, "loss temporaries": loss}, {"float16 kernels": w16}))
+    for k, x in enumerate(pieces(c.loss_temporaries, INPUT_BYTES * out_elems)):
+        log(("+", ("loss temporary", k), 0.0, x))
+    for k, _ in enumerate(pieces(c.loss_temporaries, 1.0)):
+        log(("-", ("loss temporary", k), 0, 0))
+    log(("+", f"d {buffer[layers[-1].name]}", 0.0, act * out_elems))
 
     # ---- backward, last layer first
     grads: dict[str, float] = {buffer[layers[-1].name]: act * out_elems}
@@ -436,36 +408,67 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
         # The input gradients this step allocates (none for an input nothing before has
         # weights for, such as the images; an alias or an add hands the gradient on; a
         # gradient that exists already is summed into).
+        if all(buffer[s] == out for s in layer.inputs):
+            continue  # an alias: the gradient goes on to the layer below as it is
         new = {buffer[s]: act * elems[s] for s in layer.inputs
-               if needs[s] and buffer[s] != out and kind != "add" and buffer[s] not in grads}
+               if needs[s] and buffer[s] != out and kind != "add" and buffer[s] not in grads
+               and not elementwise(spec)}
         into = source(layer.inputs[0])
         if kind == "maxpool" and mixed and kept_until.get(into) == i:
             # Eigen's MaxPoolGrad writes the input gradient over the input, which nothing
             # reads after it (traced: no new buffer); oneDNN's (float32) allocates one.
             new = {}
         in_bytes = act * sum(elems[s] for s in layer.inputs)
-        work, col = 0.0, 0.0
+        temps: list[tuple[float, float, float]] = []  # (how many, fixed, per sample of one)
+        filter_col = 0.0
         if kind == "conv":
-            work = c.conv_workspace_out * act * elems[layer.name]
+            temps.append((c.conv_workspace_out, 0.0, act * elems[layer.name]))
             if mixed:
-                col = c.half_conv_col_buffers * half_conv_col_buffer_bytes(
+                filter_col, input_col = half_conv_col_buffer_bytes(
                     spec, shapes[layer.inputs[0]], layer.output_shape,
                     first=not needs[layer.inputs[0]])
+                filter_col *= c.half_conv_col_buffers
+                temps.append((c.half_conv_col_buffers, input_col, 0.0))
         elif kind == "maxpool" and mixed:  # Eigen's MaxPoolGrad: int64 argmax per output
-            work = 8 * elems[layer.name]
+            temps.append((1.0, 0.0, 8 * elems[layer.name]))
         elif kind == "batchnorm":  # the input's gradient too, or gamma's and beta's only
-            work = (c.batchnorm_workspace_in if needs[layer.inputs[0]]
-                    else c.batchnorm_weights_workspace_in) * 4 * elems[layer.inputs[0]]
+            temps.append((c.batchnorm_workspace_in if needs[layer.inputs[0]]
+                          else c.batchnorm_weights_workspace_in, 0.0,
+                          4 * elems[layer.inputs[0]]))
         elif kind == "dropout" and spec.rate > 0:
-            work = c.dropout_workspace_in * in_bytes
+            temps.append((c.dropout_workspace_in, 0.0, in_bytes))
+        elif kind in ("dense", "globalavgpool") and mixed and needs[layer.inputs[0]]:
+            # On a CPU the input's gradient comes in float32 first (traced: MatMul [1,
+            # batch, inputs]; globalavgpool/Tile, then its cast to float16).
+            temps.append((1.0, 0.0, 4 * elems[layer.inputs[0]]))
         if kind in ("activation", "conv", "dense") and a != "linear" \
                 and a not in OUTPUT_GRADIENT_ACTIVATIONS:
-            work += c.activation_workspace_in * act * elems[layer.name]
+            temps.append((c.activation_workspace_in, 0.0, act * elems[layer.name]))
         weight_grads += PARAM_BYTES * layer.trainable_params + weights16[i]
         ready = max(ready, PARAM_BYTES * layer.trainable_params)
+        temps.append((c.optimizer_during_backward, ready, 0.0))
+        work = sum(k * per for k, _, per in temps)
         fixed = {"float16 kernels": w16, "weight gradients": weight_grads,
-                 "float16 im2col buffers": col,
+                 "float16 im2col buffers": sum(k * f for k, f, _ in temps[:-1]),
                  "optimizer temporaries": c.optimizer_during_backward * ready}
+        log(("+", f"d {layer.name} weights", PARAM_BYTES * layer.trainable_params, 0.0))
+        log(("+", f"d {layer.name} float16 weights", weights16[i], 0.0))
+        if filter_col:  # the filter's gradient first, with its own im2col buffer
+            early = {**fixed, "float16 im2col buffers": filter_col, "optimizer temporaries": 0}
+            moment(f"backward of {layer.name} (filter)",
+                   live_sum + grads_sum + sum(lagging.values()), sum(early.values()),
+                   lambda early=early, lagging=lagging: (
+                       {**live, **{f"d {b}": v for b, v in grads.items()},
+                        **{f"d {b} (lagging)": v for b, v in lagging.items()}}, early))
+            log(("+", "filter im2col", filter_col, 0.0))
+            log(("-", "filter im2col", 0, 0))
+        for b, v in new.items():
+            log(("+", f"d {b}", 0.0, v))
+        temp_keys = [("temporary", k) for k in range(sum(len(pieces(n, 1.0)) for n, _, _
+                                                         in temps))]
+        for key, (f, per) in zip(temp_keys, ((f * x, per * x) for n, f, per in temps
+                                             for x in pieces(n, 1.0)), strict=True):
+            log(("+", key, f, per))
         moment(f"backward of {layer.name}",
                live_sum + grads_sum + sum(lagging.values()) + sum(new.values()) + work,
                sum(fixed.values()),
@@ -475,11 +478,17 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
                     **{f"d {b}": v for b, v in new.items()},
                     f"{layer.name} backward workspace": work}, fixed))
         # Released: this layer's output gradient (it may lag one step) and what it kept.
+        for key in (*temp_keys, *(f"d {b} (lagging)" for b in lagging)):
+            log(("-", key, 0, 0))
         done = grads.pop(out, None)
+        # An add's and an element-wise layer's gradient go on to the (first) input.
+        handed = done is not None and (kind == "add" or elementwise(spec))
         if done is None:
             done = act * elems[layer.name]
         else:
             grads_sum -= done
+            if not handed:
+                log(("-", f"d {out}", 0, 0))
         lagging = {out: c.lagging_gradient * done} if kind == "conv" else {}
         shared = False  # add's inputs all receive the one output gradient buffer
         for s in layer.inputs:
@@ -487,9 +496,20 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
             if needs[s] and b != out and b not in grads:
                 grads[b] = 0.0 if shared else act * elems[s]
                 grads_sum += grads[b]
+                if handed and not shared:
+                    log(("=", f"d {out}", f"d {b}", 0))
+                    handed = False
+                elif kind == "maxpool" and b not in new:  # Eigen's MaxPoolGrad, in place
+                    log(("=", b, f"d {b}", 0))
                 shared = kind == "add"
+        if handed:
+            log(("-", f"d {out}", 0, 0))
         for b in release_backward.get(i, ()):
             live_sum -= live.pop(b, 0.0)
+            log(("-", b, 0, 0))
+        for b, v in lagging.items():
+            log(("+", f"d {b} (lagging)", 0.0, v))
+        log(("-", f"{layer.name} float16 kernels", 0, 0))
         w16 -= weights16[i]
     # ---- optimizer step: every weight gradient, plus temporaries of the largest variable.
     largest = max((PARAM_BYTES * layer.trainable_params for layer in layers), default=0)
@@ -497,4 +517,10 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
                  1 + (c.mixed_gradient_copies if mixed else 0)),
              "optimizer temporaries": c.optimizer_temporaries * largest}
     moment("optimizer step", 0.0, sum(fixed.values()), lambda: ({}, fixed))
+    for layer in layers:  # the loss-scale optimizer's float32 copy of each gradient
+        for k, x in enumerate(pieces(c.mixed_gradient_copies if mixed else 0.0, 1.0)):
+            log(("+", (layer.name, "gradient copy", k), x * PARAM_BYTES * layer.trainable_params,
+                 0.0))
+    for k, x in enumerate(pieces(c.optimizer_temporaries, largest)):
+        log(("+", ("optimizer temporary", k), x, 0.0))
     return moments

@@ -12,6 +12,7 @@ are measured; `cases(holdout=True)`: random stacks measured but never used in th
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cnnlab.calc.analysis import analyze
@@ -173,3 +174,19 @@ def measured_points(entry: dict, peak: str = "peaks") -> tuple[list[int], list[f
         return [p[0] for p in series], [p[column] for p in series]
     b1, b2 = entry["batches"]
     return [b1, b2], [statistics.median(r[peak][k] for r in entry["runs"]) for k in (0, 1)]
+
+
+def simulated_points(case: MemoryCase, batches: Sequence[int], coefficients=None) -> list[int]:
+    """The framework model's allocator peaks (cnnlab.calc.allocator) at a case's measured
+    batches, taken as they were measured: a fresh process per batch for a series
+    (SERIES_POINTS batches), else the batches one after the other in one process; requests
+    under 256 KiB not counted, as a CPU's statistics do not count them."""
+    from cnnlab.calc.allocator import SMALL_ALLOCATION, simulated_peak, simulated_peaks
+    from cnnlab.calc.framework_memory import COEFFICIENTS
+
+    c = coefficients or COEFFICIENTS
+    shape, net = tuple(case.input_shape), tuple(case.layers)
+    if len(batches) >= SERIES_POINTS:
+        return [simulated_peak(shape, net, case.dtype, "adam", c, 1, SMALL_ALLOCATION, b)
+                for b in batches]
+    return simulated_peaks(shape, net, batches, case.dtype, "adam", c)

@@ -18,16 +18,22 @@ RULES: tuple[str, ...] = (
     "its input upcast to float32: under mixed_float16 a separate 4-byte copy.",
     "Dropout keeps a 1-byte boolean mask (stateless_dropout's where(); SelectV2's gradient "
     "reads the condition); LRN keeps its input and output (LRNGrad).",
+    "An element-wise layer (relu, tanh, sigmoid, dropout, ...) writes its output over an "
+    "input nothing else holds, and its gradient over its output's gradient "
+    "(forward_input_or_allocate_output: no new tensor).",
     "mixed_float16: the first layer keeps a float16 copy of the images; conv and dense keep "
     "a float16 copy of their kernel; on a CPU, Eigen's float16 conv gradients allocate "
-    "im2col buffers of up to 30 MiB (conv_grad_input_ops.h).",
+    "im2col buffers of up to 30 MiB (conv_grad_input_ops.h), dense layers and global "
+    "average pooling make float32 copies of their input.",
     "Backward pass, last layer first: the kept tensors of the layers not yet "
     "differentiated, the output gradient in flight, the new input gradient and a workspace; "
     "weight gradients pile up; an optimizer update may run as soon as its gradient exists.",
     "Always alive: parameters, optimizer slots (Adam 2, momentum 1, SGD 0 per trainable "
     "parameter), the input and target batches (float32) and a small runtime term.",
-    "The allocator (TensorFlow's BFC, oneDNN's on a CPU) hands over whole chunks: its peak "
-    "is a fitted factor above the bytes the tensors request.",
+    "The allocator (TensorFlow's BFC, oneDNN's on a CPU) hands over whole chunks: it grows "
+    "in regions (2 MiB, each new one at least twice the last) and hands a free chunk under "
+    "twice a request over whole. Its peak is simulated over the step's tensors one by one "
+    "(cnnlab.calc.allocator): a staircase in the batch, 1.0x to 1.8x the tensors' bytes.",
     "Fitted on TensorFlow 2.21 on a CPU (tests/data/memory_measurements.json); a GPU's "
     "cuDNN workspaces are not modelled (bench/gpu_memory.py compares).",
 )
