@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cnnlab.calc.allocator import BFC, measurement_events, rounded_bytes
-from cnnlab.calc.framework_memory import COEFFICIENTS, framework_estimate
+from cnnlab.calc.framework_memory import COEFFICIENTS, framework_estimate, step_moments
 from cnnlab.calc.memory_cases import random_stack
 
 MiB = 1 << 20
@@ -104,7 +104,7 @@ def test_the_steps_tensors_one_by_one_peak_where_the_moments_do(seed, dtype):
     """step_moments' events, counted as bytes requested, reach the moments' peak."""
     shape, net = random_stack(seed)
     fw = framework_estimate(shape, net, batch=64, dtype=dtype)
-    before, first, step = measurement_events(tuple(shape), tuple(net), dtype, "adam",
+    before, first, step = measurement_events(step_moments, tuple(shape), tuple(net), dtype, "adam",
                                              COEFFICIENTS)
     live: dict = {}
     peak = 0.0

@@ -17,6 +17,7 @@ from cnnlab.calc.framework_memory import (
     Coefficients,
     framework_estimate,
     kept_tensors,
+    step_moments,
 )
 from cnnlab.calc.grammar import parse_layer
 from cnnlab.calc.memory_cases import (
@@ -216,7 +217,7 @@ def test_the_framework_model_is_closer_than_the_textbook():
     assert statistics.mean(fw_err) < statistics.mean(tb_err) / 2
 
 
-FRESH = [  # small, quick, and repeatable within a few percent from run to run
+FRESH = [  # small and quick; a fresh process's peak is not always the same (below)
     ("LeNet-5", (32, 32, 1), "C", (256, 1024)),
     ("conv-pool-dense", (48, 48, 3), "conv:48:3 maxpool:2:2:same conv:64:3:2:same:act=relu "
      "globalavgpool dense:32:act=relu dense:10:act=softmax", (64, 256)),
@@ -232,8 +233,16 @@ def test_framework_slope_within_20_percent_of_a_fresh_measurement(name, shape, t
     from cnnlab.calc.presets import PRESETS
 
     net = PRESETS["LeNet-5"][1] if text == "C" else layers(text)
-    m = measure(shape, net, batch=batches[1], batches=batches)  # a real step, now
     # Both batches in one process, as measured; requests under 256 KiB not counted.
-    p1, p2 = simulated_peaks(shape, net, batches, "float32", "adam", COEFFICIENTS)
-    ratio = (p2 - p1) / (batches[1] - batches[0]) / m.per_sample_bytes
-    assert abs(math.log(ratio)) <= math.log(1 + TOLERANCE), (name, ratio)
+    p1, p2 = simulated_peaks(step_moments, shape, net, batches, "float32", "adam", COEFFICIENTS)
+    predicted = (p2 - p1) / (batches[1] - batches[0])
+    # A real step, now. The same measurement in a fresh process is not always the same
+    # peak: conv-bn-dropout's step at batch 128 peaked at 187-191 MB in 5 of 6 processes and
+    # at 157 MB in the other (a per-sample slope of 1.46-1.58 MB, or 1.12 MB). So a slope
+    # outside the tolerance is measured twice more, and the median of the three decides.
+    slopes = [measure(shape, net, batch=batches[1], batches=batches).per_sample_bytes]
+    if abs(math.log(predicted / slopes[0])) > math.log(1 + TOLERANCE):
+        slopes += [measure(shape, net, batch=batches[1], batches=batches).per_sample_bytes
+                   for _ in range(2)]
+    ratio = predicted / statistics.median(slopes)
+    assert abs(math.log(ratio)) <= math.log(1 + TOLERANCE), (name, ratio, slopes)

@@ -227,7 +227,7 @@ _GRAPH_TENSOR = "batchnorm input-gradient sums"  # each batch's graph leaves its
 
 
 @functools.lru_cache(maxsize=512)
-def measurement_events(input_shape: tuple[int, ...], layers: tuple, dtype: str,
+def measurement_events(step_moments, input_shape: tuple[int, ...], layers: tuple, dtype: str,
                        optimizer: str, c, accum_steps: int = 1
                        ) -> tuple[tuple[Event, ...], ...]:
     """(before, first, step): the allocations of a measurement (cnnlab.calc.measure._child)
@@ -240,9 +240,8 @@ def measurement_events(input_shape: tuple[int, ...], layers: tuple, dtype: str,
     StatelessRandomUniformV2, Mul and AddV2, the last kept as the variable; one tensor per
     layer, kernel and bias together), the images and the targets (tf.random.normal:
     RandomStandardNormal, Mul, AddV2, the last kept), the optimizer's first slot (zeros,
-    per layer), then what else the model keeps between steps."""
-    from cnnlab.calc.framework_memory import step_moments
-
+    per layer), then what else the model keeps between steps. `step_moments` is
+    framework_memory's (passed in: that module simulates through this one)."""
     stats = analyze(input_shape, layers)
     specs = resolve(layers)
     step: list[Event] = []
@@ -287,20 +286,21 @@ def measurement_events(input_shape: tuple[int, ...], layers: tuple, dtype: str,
     return tuple(before), tuple(first), tuple(step)
 
 
-def simulated_peaks(input_shape: Sequence[int], layers: Sequence, batches: Sequence[int],
+def simulated_peaks(step_moments, input_shape: Sequence[int], layers: Sequence,
+                    batches: Sequence[int],
                     dtype: str, optimizer: str, c, accum_steps: int = 1,
                     small: int = SMALL_ALLOCATION) -> list[int]:
     """The allocator's peaks of measured training steps at `batches`, one after the other
     in one process (`small`: see BFC)."""
-    events = measurement_events(tuple(input_shape), tuple(layers), dtype, optimizer, c,
-                                accum_steps)
+    events = measurement_events(step_moments, tuple(input_shape), tuple(layers), dtype,
+                                optimizer, c, accum_steps)
     return measured_peaks(events, batches, small=small)
 
 
 @functools.lru_cache(maxsize=4096)
-def simulated_peak(input_shape: tuple[int, ...], layers: tuple, dtype: str, optimizer: str,
-                   c, accum_steps: int, small: int, batch: int) -> int:
+def simulated_peak(step_moments, input_shape: tuple[int, ...], layers: tuple, dtype: str,
+                   optimizer: str, c, accum_steps: int, small: int, batch: int) -> int:
     """The allocator's peak of a training step at `batch` in a fresh process (cached: a
     search for the largest batch asks for many)."""
-    return simulated_peaks(input_shape, layers, [batch], dtype, optimizer, c, accum_steps,
-                           small)[0]
+    return simulated_peaks(step_moments, input_shape, layers, [batch], dtype, optimizer, c,
+                           accum_steps, small)[0]

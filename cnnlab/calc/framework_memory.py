@@ -42,7 +42,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from cnnlab.calc.allocator import simulated_peak
+from cnnlab.calc import allocator as bfc
 from cnnlab.calc.analysis import ModelStats, analyze, resolve
 from cnnlab.calc.framework_tensors import (
     OUTPUT_GRADIENT_ACTIVATIONS,
@@ -215,7 +215,8 @@ def framework_estimate(input_shape: Sequence[int], layers: Sequence[LayerSpec], 
     index = max(range(len(moments)), key=lambda k: moments[k].at(micro))
     peak = step_moments(stats, resolve(layers), dtype, optimizer, accum_steps, coefficients,
                         capture=index)[index]
-    allocator = functools.partial(simulated_peak, tuple(stats.input_shape), tuple(layers),
+    allocator = functools.partial(bfc.simulated_peak, step_moments, tuple(stats.input_shape),
+                                  tuple(layers),
                                   dtype, optimizer, coefficients, accum_steps,
                                   small_allocations)
     return FrameworkEstimate(
@@ -231,8 +232,8 @@ def framework_training_bytes(stats: ModelStats, layers: Sequence[LayerSpec],
     the terms (what a what-if search needs, fast: the step's tensors are cached per
     network, the allocator's peak per batch)."""
     m = stats.memory
-    return simulated_peak(tuple(stats.input_shape), tuple(layers), m.dtype, m.optimizer,
-                          coefficients, m.accum_steps, 0, m.micro_batch)
+    return bfc.simulated_peak(step_moments, tuple(stats.input_shape), tuple(layers), m.dtype,
+                              m.optimizer, coefficients, m.accum_steps, 0, m.micro_batch)
 
 
 def _line(stats: ModelStats, layers: Sequence[LayerSpec], dtype: str, optimizer: str,

@@ -182,11 +182,12 @@ def simulated_points(case: MemoryCase, batches: Sequence[int], coefficients=None
     (SERIES_POINTS batches), else the batches one after the other in one process; requests
     under 256 KiB not counted, as a CPU's statistics do not count them."""
     from cnnlab.calc.allocator import SMALL_ALLOCATION, simulated_peak, simulated_peaks
-    from cnnlab.calc.framework_memory import COEFFICIENTS
+    from cnnlab.calc.framework_memory import COEFFICIENTS, step_moments
 
     c = coefficients or COEFFICIENTS
     shape, net = tuple(case.input_shape), tuple(case.layers)
     if len(batches) >= SERIES_POINTS:
-        return [simulated_peak(shape, net, case.dtype, "adam", c, 1, SMALL_ALLOCATION, b)
+        return [simulated_peak(step_moments, shape, net, case.dtype, "adam", c, 1,
+                               SMALL_ALLOCATION, b)
                 for b in batches]
-    return simulated_peaks(shape, net, batches, case.dtype, "adam", c)
+    return simulated_peaks(step_moments, shape, net, batches, case.dtype, "adam", c)

@@ -62,8 +62,10 @@ def test_train_on_ray_streams_reattaches_after_refresh_and_stops(ray_url, page):
 
     # Stop: the worker hears it within 0.25 s and ends after its batch. Timed from the run
     # the click caused (the page shows "stopping", or already "stopped") to "stopped": the
-    # worker's part plus one redraw (0.5 s). How long Streamlit takes to start that run
-    # after the click depends on the machine's load, as with threads; it is printed.
+    # worker's part plus a redraw (0.5 s). How long Streamlit takes to start that run
+    # after the click depends on the machine's load, as with threads; it is printed. `make
+    # test` runs another test file beside this one: on a loaded 2-core machine a redraw
+    # came one cycle late (1.56 s, load average 7), so two redraws are allowed.
     t_click = time.monotonic()
     stop_button(page).click()
     page.get_by_text(re.compile(r"(stopping|stopped) · epoch")).first.wait_for(timeout=60_000)
@@ -72,7 +74,7 @@ def test_train_on_ray_streams_reattaches_after_refresh_and_stops(ray_url, page):
     t_stopped = time.monotonic()
     print(f"stop: the page heard the click after {t_heard - t_click:.2f} s, showed 'stopped' "
           f"{t_stopped - t_heard:.2f} s later")
-    assert t_stopped - t_heard < 1.0 + 0.5, f"stopped {t_stopped - t_heard:.2f} s after Stop"
+    assert t_stopped - t_heard < 1.0 + 2 * 0.5, f"stopped {t_stopped - t_heard:.2f} s after Stop"
     stopped_at = live_points(page)
     page.wait_for_timeout(1500)
     assert live_points(page) == stopped_at          # no batch after the stop
