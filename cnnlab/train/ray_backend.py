@@ -158,6 +158,8 @@ class RayJob:
         with self._lock:
             if self._setup is None and self.snapshot().finished:
                 context = self._final_object(2)
+                if context is None and self._final is None and not self._complete:
+                    return None      # ended, its results not here yet (a busy cluster): later
                 self._setup = RemoteSetup(info=dict(self._snap.info), context=context or {})
             return self._setup
 

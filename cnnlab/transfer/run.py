@@ -362,9 +362,11 @@ class TransferRun:
         for job in self.jobs():
             if job.id in self._absorbed or not job.state.finished:
                 continue
-            self._absorbed.add(job.id)
             setup = job.setup
-            remote = setup.context.get("transfer_run") if setup is not None else None
+            if setup is None:        # no build, or (Ray) its results not fetched yet: later
+                continue
+            self._absorbed.add(job.id)
+            remote = setup.context.get("transfer_run")
             if remote is None or remote is self:
                 continue                         # it trained here: nothing to take
             self.model, self.base = remote.model, remote.base
