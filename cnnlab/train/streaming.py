@@ -180,7 +180,8 @@ def _from_all_reduce(entry: Any) -> bool:
 
 # What a finished run leaves behind, measured after 6 runs on 2 slots and release_memory()
 # (the in-process test behind bench/load.py's memory figure): RSS +178 MB over the warm-up
-# by default; +47 MB with both settings below, the same test loss, training about as fast.
+# by default; +47 MB with both settings below, the same test loss; about 13% more CPU per run
+# (the system allocator's page faults), the same wall time for one run alone (README).
 SYSTEM_ALLOCATOR_ENV = "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"
 SERVER_MALLOC_ARENAS = 2
 _M_ARENA_MAX = -8          # glibc malloc.h
