@@ -32,14 +32,18 @@ def patch_starts(size: int, patch: int, stride: int) -> list[int]:
 
 
 def occlusion(access: ModelAccess, x: np.ndarray, class_index: int, patch: int | None = None,
-              stride: int | None = None, fill: float = 0.0, batch_size: int = 16) -> Attribution:
+              stride: int | None = None, fill: float = 0.0, batch_size: int = 16,
+              overlap: bool = True) -> Attribution:
+    """`stride` None: half the patch, or the whole patch when not `overlap` (side by side, a
+    quarter of the forward passes)."""
     start = time.perf_counter()
     x = access.check_input(x)
     class_index = access.check_class(class_index)
     height, width, _ = x.shape
     default, default_stride = default_patch(min(height, width))
     patch = patch or default
-    stride = stride or (default_stride if patch == default else max(1, patch // 2))
+    half = default_stride if patch == default else max(1, patch // 2)
+    stride = stride or (half if overlap else patch)
     if not 1 <= patch <= min(height, width) or stride < 1:
         raise ValueError(f"patch must be in [1, {min(height, width)}] and stride >= 1, "
                          f"got patch={patch}, stride={stride}")

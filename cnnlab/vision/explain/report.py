@@ -76,11 +76,8 @@ def compute_method(access: ModelAccess, method: str, x: np.ndarray, class_index:
         return gradients.integrated_gradients(access, x, class_index, 0.0, o.ig_steps,
                                               o.ig_max_steps, o.ig_tolerance, o.batch_size)
     if method == "occlusion":
-        stride = o.occlusion_stride
-        if stride is None and not o.occlusion_overlap:
-            stride = o.occlusion_patch or occlusion.default_patch(min(x.shape[:2]))[0]
-        return occlusion.occlusion(access, x, class_index, o.occlusion_patch, stride, 0.0,
-                                   o.batch_size)
+        return occlusion.occlusion(access, x, class_index, o.occlusion_patch,
+                                   o.occlusion_stride, 0.0, o.batch_size, o.occlusion_overlap)
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 
