@@ -29,7 +29,7 @@ PAGES = [
 
 page = st.navigation(PAGES)
 # Before TensorFlow is imported: a finished run's memory comes back to the system (issue 10).
-streaming.returnable_memory()
+streaming.returnable_memory_once()
 # Once per server, in the background: TensorFlow and the seed's model get ready, so the
 # first Train click does not wait for them (cnnlab/train/warmup.py; CNNLAB_WARMUP=0: off).
 warmup.start()

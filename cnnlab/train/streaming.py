@@ -21,6 +21,7 @@ Keras is imported only when a job trains.
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import os
@@ -209,6 +210,10 @@ def returnable_memory(env: MutableMapping[str, str] = os.environ) -> bool:
         return bool(ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, SERVER_MALLOC_ARENAS))
     except (OSError, AttributeError):
         return False
+
+
+# app.py runs on every script run of every session: the settings are made once a process.
+returnable_memory_once = functools.cache(returnable_memory)
 
 
 def trim_heap() -> bool:
