@@ -29,6 +29,7 @@ from cnnlab.calc.analysis import analyze
 from cnnlab.calc.framework_memory import COEFFICIENTS, Coefficients, framework_estimate
 from cnnlab.calc.memory_cases import (
     SERIES_POINTS,
+    UNSEEN_SEEDS,
     cases,
     is_measured,
     least_squares_slope,
@@ -129,10 +130,20 @@ def table(coefficients: Coefficients = COEFFICIENTS, holdout: bool = False
     return "\n".join(lines), worst
 
 
-def summary(coefficients: Coefficients = COEFFICIENTS, holdout: bool = False) -> str:
-    """How far each model is from measurement: cases within 20%, median and worst error."""
+def unseen(case) -> bool:
+    """A hold-out stack first measured after the last rule was added (UNSEEN_SEEDS)."""
+    return case.name in {f"random stack {seed}" for seed in UNSEEN_SEEDS}
+
+
+def summary(coefficients: Coefficients = COEFFICIENTS, holdout: bool = False,
+            only_unseen: bool = False) -> str:
+    """How far each model is from measurement: cases within 20%, median and worst error.
+    `only_unseen`: the hold-out stacks no rule has seen (UNSEEN_SEEDS) alone."""
     rows = measured_cases(holdout=holdout)
     tensor_rows = measured_cases("tensor_peaks", holdout=holdout)
+    if only_unseen:
+        rows = [r for r in rows if unseen(r[0])]
+        tensor_rows = [r for r in tensor_rows if unseen(r[0])]
     fw = [s for s, _ in errors(coefficients, rows)]
     bare = [s for s, _ in errors(coefficients, tensor_rows, tensors=True)]
     tb = []
@@ -141,7 +152,7 @@ def summary(coefficients: Coefficients = COEFFICIENTS, holdout: bool = False) ->
         tb.append(m.per_sample_bytes / least_squares_slope(batches, peaks))
     if not rows:
         return "hold-out: not measured"
-    name = "hold-out " if holdout else ""
+    name = "unseen hold-out " if only_unseen else "hold-out " if holdout else ""
 
     def line(what: str, ratios: list[float]) -> str:
         errs = sorted(abs(math.log(r)) for r in ratios)
@@ -170,6 +181,7 @@ def main() -> int:
     if measured_cases(holdout=True):
         print("\nHold-out (random stacks never used in the fit):\n" + held)
         print(summary(coefficients, holdout=True))
+        print(summary(coefficients, holdout=True, only_unseen=True))
         print(f"holdout worst={held_worst:.2f}")
     print(f"worst={worst:.2f}")
     return 0

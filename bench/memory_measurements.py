@@ -36,19 +36,31 @@ from cnnlab.calc.memory_cases import cases
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "memory_measurements.json"
 
 
-def load() -> dict:
-    if DATA.exists():
-        return json.loads(DATA.read_text())
+def load(path: Path = DATA) -> dict:
+    if path.exists():
+        return json.loads(path.read_text())
     return {"cases": {}}
 
 
-def save(data: dict) -> None:
-    DATA.parent.mkdir(parents=True, exist_ok=True)
-    DATA.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+def save(data: dict, path: Path = DATA, key: str | None = None) -> None:
+    """Write `data`; with `key`, only that case's entry (and the run's backend, device and
+    machine) goes into what the file holds now, so two runs of this script (say, a series
+    and the hold-out's) can write one file side by side without undoing each other."""
+    if key is not None:
+        merged = load(path)
+        merged["cases"][key] = data["cases"][key]
+        for field in ("backend", "device", "machine", "command"):
+            if field in data:
+                merged[field] = data[field]
+        data = merged
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
 
 
-def measure_all(fresh: bool, only: str | None, repeats: int | None) -> dict:
-    data = {"cases": {}} if fresh else load()
+def measure_all(fresh: bool, only: str | None, repeats: int | None, path: Path = DATA) -> dict:
+    data = {"cases": {}} if fresh else load(path)
     data["command"] = "PYTHONPATH=. python bench/memory_measurements.py"
     data["machine"] = f"{platform.machine()} {platform.processor() or ''}".strip()
     for case in sorted(cases(), key=lambda c: (c.group == "architecture", c.name, c.dtype)):
@@ -74,19 +86,19 @@ def measure_all(fresh: bool, only: str | None, repeats: int | None) -> dict:
             data["backend"], data["device"] = m.backend, m.device
             kept = {"series": entry["series"]} if entry and entry.get("series") else {}
             data["cases"][case.key] = {"batches": list(case.batches), "runs": runs, **kept}
-            save(data)
+            save(data, path, key=case.key)
             print(f"{case.key}: peaks {m.peaks} tensor peaks {m.tensor_peaks} "
                   f"({time.perf_counter() - start:.0f} s)",
                   flush=True)
     return data
 
 
-def measure_series(only: str | None, holdout: bool) -> dict:
+def measure_series(only: str | None, holdout: bool, path: Path = DATA) -> dict:
     """Each case at its series_batches, one fresh child per batch (see memory_cases)."""
     from cnnlab.calc.measure import measure_fresh
     from cnnlab.calc.memory_cases import series_batches
 
-    data = load()
+    data = load(path)
     order = {"holdout": 0, "random": 1, "preset": 2, "architecture": 3}
     chosen = cases(holdout=True) if holdout else cases()
     for case in sorted(chosen, key=lambda c: (order[c.group], c.name, c.dtype)):
@@ -105,7 +117,7 @@ def measure_series(only: str | None, holdout: bool) -> dict:
                 break
             series[batch] = [batch, step["peak"], step["tensor_peak"]]
             entry["series"] = [series[b] for b in sorted(series)]
-            save(data)
+            save(data, path, key=case.key)
             print(f"{case.key} at {batch}: peak {step['peak']} tensors {step['tensor_peak']} "
                   f"({step['seconds']:.1f} s step)", flush=True)
     return data
@@ -120,16 +132,23 @@ def main() -> int:
     parser.add_argument("--series", action="store_true",
                         help="measure each case at its series_batches, a child per batch")
     parser.add_argument("--holdout", action="store_true", help="with --series: the hold-out")
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help=f"the measurements file (default {DATA.relative_to(DATA.parents[2])})")
     args = parser.parse_args()
     if args.series:
-        measure_series(args.only, args.holdout)
+        measure_series(args.only, args.holdout, args.data)
         return 0
     if not args.table:
-        measure_all(args.fresh, args.only, args.repeats)
-    from cnnlab.calc.framework_memory import comparison_table
+        measure_all(args.fresh, args.only, args.repeats, args.data)
+    if args.data != DATA:
+        print(f"measured into {args.data}; bench/memory_fit.py prints the table of {DATA}")
+        return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from memory_fit import summary, table
 
-    text, worst = comparison_table(load())
+    text, worst = table()
     print(text)
+    print(summary())
     print(f"worst={worst:.2f}")
     return 0
 

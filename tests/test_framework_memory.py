@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from dataclasses import replace
 
 import pytest
 
@@ -63,6 +64,24 @@ def test_the_rules_replayed_by_hand():
     assert fw.tensor_bytes == fw.fixed_bytes + 10 * fw.per_sample_bytes
     # The allocator (simulated, every request its own, 256-byte-rounded chunk) holds more.
     assert fw.tensor_bytes < fw.training_bytes == fw.at(10)
+
+
+def test_a_conv_input_nobody_else_keeps_goes_before_its_gradient_comes():
+    """TensorFlow's executor runs a conv's filter gradient first (filter_first): the conv's
+    input is freed before the input's gradient is allocated, where no layer below keeps it."""
+    net = layers("conv:8:3:1:same:name=c1 conv:2:3:1:same:name=c2 flatten dense:3:name=d1")
+    always = 512 + 12  # the images (8*8*2 floats) and targets (3 floats)
+    c1, c2 = 4 * 8 * 8 * 8, 4 * 8 * 8 * 2  # 2048 and 512 bytes per sample
+    first = framework_estimate((8, 8, 2), net, batch=10, coefficients=BARE)
+    # c2's backward: c1's output is gone before d c1 arrives: d c2 + d c1. The peak is d1's
+    # backward: c1 and c2 (kept by c2 and d1), d1's output gradient and the new d c2.
+    assert first.peak.where == "backward of d1"
+    assert first.per_sample_bytes == c1 + c2 + 12 + c2 + always
+    # The input's gradient first: c1's output, d c2 and d c1 together.
+    late = framework_estimate((8, 8, 2), net, batch=10,
+                              coefficients=replace(BARE, filter_first=False))
+    assert late.peak.where == "backward of c2"
+    assert late.per_sample_bytes == c1 + c2 + c1 + always
 
 
 def test_largest_batch_is_the_last_that_fits():
@@ -246,3 +265,43 @@ def test_framework_slope_within_20_percent_of_a_fresh_measurement(name, shape, t
                    for _ in range(2)]
     ratio = predicted / statistics.median(slopes)
     assert abs(math.log(ratio)) <= math.log(1 + TOLERANCE), (name, ratio, slopes)
+
+
+def _bench(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_measuring_runs_write_one_file_side_by_side(tmp_path):
+    """bench/memory_measurements.py saves one case at a time into what the file holds now,
+    so a series and the hold-out's measured at once keep each other's points."""
+    bench = _bench("memory_measurements")
+    path = tmp_path / "m.json"
+    first, second = bench.load(path), bench.load(path)  # two runs, both started empty
+    first["cases"]["a"] = {"batches": [1, 2], "runs": [], "series": [[1, 5, 4]]}
+    bench.save(first, path, key="a")
+    second["cases"]["b"] = {"batches": [1, 2], "runs": []}
+    second["backend"] = "tensorflow test"
+    bench.save(second, path, key="b")
+    kept = bench.load(path)
+    assert set(kept["cases"]) == {"a", "b"} and kept["backend"] == "tensorflow test"
+    assert kept["cases"]["a"]["series"] == [[1, 5, 4]]
+
+
+@pytest.mark.parametrize("command", [["bench/memory_fit.py"],
+                                     ["bench/memory_measurements.py", "--table"]])
+def test_the_memory_tables_print(command):
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert "| seed exercise | float32 |" in out.stdout
+    assert lines[-1].startswith("worst=") and float(lines[-1][6:]) > 0

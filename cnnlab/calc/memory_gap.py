@@ -28,6 +28,9 @@ RULES: tuple[str, ...] = (
     "Backward pass, last layer first: the kept tensors of the layers not yet "
     "differentiated, the output gradient in flight, the new input gradient and a workspace; "
     "weight gradients pile up; an optimizer update may run as soon as its gradient exists.",
+    "A conv's filter gradient runs before its input gradient (the usual order of "
+    "TensorFlow's executor, which picks it at run time): a conv's input that no layer "
+    "below keeps is freed before the input's gradient is allocated.",
     "Always alive: parameters, optimizer slots (Adam 2, momentum 1, SGD 0 per trainable "
     "parameter), the input and target batches (float32) and a small runtime term.",
     "The allocator (TensorFlow's BFC, oneDNN's on a CPU) hands over whole chunks: it grows "
