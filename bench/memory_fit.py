@@ -85,7 +85,8 @@ def objective(coefficients: Coefficients, rows) -> float:
 def fit(rows, start: Coefficients = COEFFICIENTS, rounds: int = 2,
         names: list[str] | None = None) -> Coefficients:
     best, best_score = start, objective(start, rows)
-    names = names or [f.name for f in fields(Coefficients) if f.name != "runtime_bytes"]
+    names = names or [f.name for f in fields(Coefficients)
+                      if f.name != "runtime_bytes" and f.type not in (bool, "bool")]
     for _ in range(rounds):
         for name in names:
             value = getattr(best, name)

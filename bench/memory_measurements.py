@@ -104,7 +104,9 @@ def measure_series(only: str | None, holdout: bool, path: Path = DATA) -> dict:
     for case in sorted(chosen, key=lambda c: (order[c.group], c.name, c.dtype)):
         if only and only not in case.key:
             continue
-        entry = data["cases"].setdefault(case.key, {"batches": list(case.batches), "runs": []})
+        entry = data["cases"].get(case.key)
+        if not entry or entry["batches"] != list(case.batches):  # new, or its pair moved
+            entry = data["cases"][case.key] = {"batches": list(case.batches), "runs": []}
         series = {p[0]: p for p in entry.get("series", [])}
         for batch in series_batches(case):
             if batch in series:

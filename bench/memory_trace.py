@@ -5,7 +5,9 @@ the BFC allocator's rules that cnnlab.calc.allocator simulates:
 
     PYTHONPATH=. python bench/memory_trace.py "random stack 9" float32 128
 
-(random stack 9's 75.5 MB conv output and its gradient each take a whole 128 MiB region).
+(random stack 9's 75.5 MB conv output and its gradient each take a whole 128 MiB region),
+and the order its conv gradients ran in (random stack 12 at 256: conv2 filter, conv2 input,
+conv1 filter, conv1 input; framework_memory's `filter_first`).
 Writes /tmp/memtrace/t2_<case>_<dtype>_<batch>.json. A diagnostic, not a benchmark
 (`make bench` skips it).
 """
@@ -36,7 +38,7 @@ def trace_steps(case, dtype: str, batch: int) -> tuple[dict, str]:
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     out_shape = tuple(model.output_shape[1:])
     folder = tempfile.mkdtemp()
-    options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=2)
+    options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=3)
     with tf.device("CPU:0"):
         before = tf.config.experimental.get_memory_info("CPU:0")["current"]
         tf.profiler.experimental.start(folder, options=options)
@@ -55,17 +57,42 @@ def trace_steps(case, dtype: str, batch: int) -> tuple[dict, str]:
     return {"before": before, "resident": resident, "peak": peak}, folder
 
 
-def traced_events(folder: str) -> list[tuple]:
-    """(is allocation, address, requested bytes, allocated bytes, op, allocator) in order."""
+def _space(folder: str):
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    from cnnlab.calc.measure import allocator_events
 
     space = xplane_pb2.XSpace()
     path = glob.glob(folder + "/**/*.xplane.pb", recursive=True)[0]
     with open(path, "rb") as f:
         space.ParseFromString(f.read())
-    events = allocator_events(space)
+    return space
+
+
+def conv_gradient_order(folder: str) -> list[str]:
+    """The order the measured (second) step ran its conv gradients in: "conv3 filter", "conv3 input",
+    ... (the evidence for framework_memory's `filter_first`: TensorFlow's executor picks the
+    order at run time)."""
+    space = _space(folder)
+    seen: dict[str, int] = {}
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                name = names.get(event.metadata_id, "").split(":")[0]
+                if name.startswith("gradient_tape/") and "Conv2DBackprop" in name:
+                    when = line.timestamp_ns * 1000 + event.offset_ps
+                    seen[name] = max(seen.get(name, when), when)  # the measured step's
+    order = []
+    for name in sorted(seen, key=seen.get):
+        layer = name.split("/")[2].rsplit("_", 1)[0]
+        order.append(f"{layer} {'filter' if 'Filter' in name else 'input'}")
+    return order
+
+
+def traced_events(folder: str) -> list[tuple]:
+    """(is allocation, address, requested bytes, allocated bytes, op, allocator) in order."""
+    from cnnlab.calc.measure import allocator_events
+
+    events = allocator_events(_space(folder))
     return [(a, v.get("addr"), int(v.get("requested_bytes") or 0),
              int(v.get("allocation_bytes") or 0), v.get("tf_op"), v.get("allocator_name"))
             for a, v in events]
@@ -90,6 +117,7 @@ def main() -> None:
     with open(out, "w") as f:
         json.dump({**figures, "events": events}, f)
     print(args.case, args.dtype, args.batch, figures, "events", len(events), "->", out)
+    print("conv gradients in the order run:", ", ".join(conv_gradient_order(folder)))
 
 
 if __name__ == "__main__":

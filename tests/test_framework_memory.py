@@ -40,7 +40,8 @@ BARE = Coefficients(conv_workspace_out=0, lagging_gradient=0, batchnorm_workspac
                     batchnorm_weights_workspace_in=0, batchnorm_accumulator=0,
                     dropout_workspace_in=0, activation_workspace_in=0, loss_temporaries=0,
                     optimizer_temporaries=0, optimizer_during_backward=0,
-                    half_conv_col_buffers=0, mixed_gradient_copies=0, runtime_bytes=0)
+                    half_conv_col_buffers=0, mixed_gradient_copies=0, runtime_bytes=0,
+                    update_temporaries=0)
 
 
 def layers(text: str):
@@ -58,9 +59,13 @@ def test_the_rules_replayed_by_hand():
     # adds the gradient of its output (256) and the new gradient of its input (1024).
     assert fw.peak.where == "backward of p1"
     assert fw.per_sample_bytes == (1024 + 256 + 64) + 256 + 1024 + 512 + 12
-    # Fixed: parameters and Adam's two slots (3 x 419 floats) and the weight gradients of
-    # d1 and c2, already computed when p1's backward runs.
-    assert fw.fixed_bytes == 3 * 4 * 419 + 4 * (195 + 148)
+    # Fixed: parameters and Adam's two slots (3 x 419 floats). The weight gradients of d1
+    # and c2 were computed before p1's backward, but in float32 each variable's update ran
+    # as soon as its gradient existed and freed it (immediate_updates).
+    assert fw.fixed_bytes == 3 * 4 * 419
+    piled = framework_estimate((8, 8, 2), net, batch=10,
+                               coefficients=replace(BARE, immediate_updates=False))
+    assert piled.fixed_bytes == 3 * 4 * 419 + 4 * (195 + 148)
     assert fw.tensor_bytes == fw.fixed_bytes + 10 * fw.per_sample_bytes
     # The allocator (simulated, every request its own, 256-byte-rounded chunk) holds more.
     assert fw.tensor_bytes < fw.training_bytes == fw.at(10)

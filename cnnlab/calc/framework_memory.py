@@ -92,10 +92,12 @@ class BackwardCoefficients:
     # A conv's filter gradient runs before its input gradient, so the conv's input, when no
     # layer below keeps it, is freed before the input's gradient is allocated. Not a fitted
     # number but an order: TensorFlow's executor picks it at run time (its ready queue
-    # follows each op's measured cost). Traced (bench/memory_trace.py, the op order of the
-    # second step): the filter's gradient first in 7 of 9 conv backward steps with an input
-    # gradient (random stack 12: both; the seed exercise: conv3 yes, conv2 no; three
-    # 3-conv stacks: 4 of 5); False (the input's gradient first) counts the worst order.
+    # follows each op's measured cost, so it can change from run to run). Traced
+    # (bench/memory_trace.py prints the order): the filter's gradient first in 16 of 24
+    # conv backward steps with an input gradient, in 12 traced training steps: random stack
+    # 12 at 256, 4 runs: 8 of 8; the seed exercise at 8, 5 runs: conv3 4 of 5, conv2 0 of
+    # 5; at 4: conv3 yes, conv2 no; two 3-conv stacks on 48x48 inputs, linear and relu: 3
+    # of 4. False (the input's gradient first) counts the worse order.
     # Random stack 12's slope went from 1.32x/1.72x (float32/mixed) to 0.85x/0.96x.
     filter_first: bool = True
 
@@ -125,6 +127,22 @@ class Coefficients(BackwardCoefficients):
     # tensor before the update; this many extra gradient copies are alive at the step.
     mixed_gradient_copies: float = 1.815
     runtime_bytes: int = 0  # small tensors; under 256 KiB a CPU's statistics miss them
+    # float32: a variable's update runs as soon as its gradient exists, and the gradient is
+    # freed after it (traced: VGG16 at batch 4 peaks in fc1's update, Square beside fc1's
+    # 411 MB gradient, with fc2's and fc3's gradients already gone; the seed exercise: conv3's
+    # filter gradient, Adam's Square, Sqrt, Mul, AssignSub, the gradient freed, then conv3's
+    # input gradient). So weight gradients do not pile up: at a layer's backward step, its
+    # own gradient and `update_temporaries` temporaries of its size. mixed_float16: the
+    # loss-scale optimizer checks every gradient before any update, so they pile up (and
+    # `optimizer_during_backward` stands for the unscaled copies made as they come).
+    immediate_updates: bool = True
+    update_temporaries: float = 1.0
+    # mixed_float16: a weight gradient comes in the kernel's float16 (a dense layer's in
+    # float32: Eigen's float16 MatMul on a CPU) and is cast to float32 at once; the float32
+    # copy waits for the update, the first is freed (traced: VGG16 at batch 4 peaks in
+    # fc1's backward with MatMul's 411 MB float32 output and its 411 MB cast alive, fc2's
+    # and the predictions' float32 gradients waiting, no float16 gradient kept).
+    mixed_cast_gradients: bool = True
 
 
 COEFFICIENTS = Coefficients()
@@ -409,6 +427,7 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
     grads_sum = act * out_elems
     lagging: dict[str, float] = {}
     weight_grads = ready = 0.0
+    immediate = c.immediate_updates and not mixed
     for i in range(n - 1, -1, -1):
         spec, layer = specs[i], layers[i]
         kind, out = layer.kind, buffer[layer.name]
@@ -454,15 +473,26 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
         if kind in ("activation", "conv", "dense") and a != "linear" \
                 and a not in OUTPUT_GRADIENT_ACTIVATIONS:
             temps.append((c.activation_workspace_in, 0.0, act * elems[layer.name]))
-        weight_grads += PARAM_BYTES * layer.trainable_params + weights16[i]
-        ready = max(ready, PARAM_BYTES * layer.trainable_params)
-        temps.append((c.optimizer_during_backward, ready, 0.0))
+        if immediate:  # this layer's gradient, updated and freed now
+            weight_grads = PARAM_BYTES * layer.trainable_params
+            temps.append((c.update_temporaries, weight_grads, 0.0))
+        elif mixed and c.mixed_cast_gradients:
+            weight_grads += PARAM_BYTES * layer.trainable_params
+            raw = (PARAM_BYTES if kind == "dense" else 2) * layer.trainable_params
+            temps.append((1.0, raw, 0.0))
+            ready = max(ready, PARAM_BYTES * layer.trainable_params)
+            temps.append((c.optimizer_during_backward, ready, 0.0))
+        else:
+            weight_grads += PARAM_BYTES * layer.trainable_params + weights16[i]
+            ready = max(ready, PARAM_BYTES * layer.trainable_params)
+            temps.append((c.optimizer_during_backward, ready, 0.0))
         work = sum(k * per for k, _, per in temps)
         fixed = {"float16 kernels": w16, "weight gradients": weight_grads,
                  "float16 im2col buffers": sum(k * f for k, f, _ in temps[:-1]),
-                 "optimizer temporaries": c.optimizer_during_backward * ready}
+                 "optimizer temporaries": temps[-1][0] * temps[-1][1]}
         log(("+", f"d {layer.name} weights", PARAM_BYTES * layer.trainable_params, 0.0))
-        log(("+", f"d {layer.name} float16 weights", weights16[i], 0.0))
+        if not c.mixed_cast_gradients:
+            log(("+", f"d {layer.name} float16 weights", weights16[i], 0.0))
         if filter_col:  # the filter's gradient first, with its own im2col buffer
             early = {**fixed, "float16 im2col buffers": filter_col, "optimizer temporaries": 0}
             moment(f"backward of {layer.name} (filter)",
@@ -529,7 +559,11 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
         for b, v in lagging.items():
             log(("+", f"d {b} (lagging)", 0.0, v))
         log(("-", f"{layer.name} float16 kernels", 0, 0))
+        if immediate:
+            log(("-", f"d {layer.name} weights", 0, 0))
         w16 -= weights16[i]
+    if immediate:
+        return moments
     # ---- optimizer step: every weight gradient, plus temporaries of the largest variable.
     largest = max((PARAM_BYTES * layer.trainable_params for layer in layers), default=0)
     fixed = {"weight gradients": PARAM_BYTES * trainable * (
