@@ -93,10 +93,12 @@ def measure_all(fresh: bool, only: str | None, repeats: int | None, path: Path =
     return data
 
 
-def measure_series(only: str | None, holdout: bool, path: Path = DATA) -> dict:
-    """Each case at its series_batches, one fresh child per batch (see memory_cases)."""
+def measure_series(only: str | None, holdout: bool, path: Path = DATA,
+                   repeats: int = 1) -> dict:
+    """Each case at its series_batches, one fresh child per batch (see memory_cases), until
+    every batch has `repeats` measurements (the table takes their median)."""
     from cnnlab.calc.measure import measure_fresh
-    from cnnlab.calc.memory_cases import series_batches
+    from cnnlab.calc.memory_cases import series_batches, series_points
 
     data = load(path)
     order = {"holdout": 0, "random": 1, "preset": 2, "architecture": 3}
@@ -107,21 +109,22 @@ def measure_series(only: str | None, holdout: bool, path: Path = DATA) -> dict:
         entry = data["cases"].get(case.key)
         if not entry or entry["batches"] != list(case.batches):  # new, or its pair moved
             entry = data["cases"][case.key] = {"batches": list(case.batches), "runs": []}
-        series = {p[0]: p for p in entry.get("series", [])}
-        for batch in series_batches(case):
-            if batch in series:
-                continue
-            try:
-                step = measure_fresh(case.input_shape, case.layers, batch=batch,
-                                     dtype=case.dtype, timeout_s=1800)
-            except MeasureError as error:
-                print(f"{case.key} at {batch}: {error}", flush=True)
-                break
-            series[batch] = [batch, step["peak"], step["tensor_peak"]]
-            entry["series"] = [series[b] for b in sorted(series)]
-            save(data, path, key=case.key)
-            print(f"{case.key} at {batch}: peak {step['peak']} tensors {step['tensor_peak']} "
-                  f"({step['seconds']:.1f} s step)", flush=True)
+        for _ in range(repeats):
+            for batch in series_batches(case):
+                if len(series_points(entry).get(batch, ())) >= repeats:
+                    continue
+                try:
+                    step = measure_fresh(case.input_shape, case.layers, batch=batch,
+                                         dtype=case.dtype, timeout_s=1800)
+                except MeasureError as error:
+                    print(f"{case.key} at {batch}: {error}", flush=True)
+                    break
+                rows = entry.get("series") or []
+                rows.append([batch, step["peak"], step["tensor_peak"]])
+                entry["series"] = sorted(rows)
+                save(data, path, key=case.key)
+                print(f"{case.key} at {batch}: peak {step['peak']} tensors "
+                      f"{step['tensor_peak']} ({step['seconds']:.1f} s step)", flush=True)
     return data
 
 
@@ -130,7 +133,8 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--only", help="measure only the cases whose key contains this")
-    parser.add_argument("--repeats", type=int)
+    parser.add_argument("--repeats", type=int,
+                        help="runs per case (two-batch), or measurements per batch (--series)")
     parser.add_argument("--series", action="store_true",
                         help="measure each case at its series_batches, a child per batch")
     parser.add_argument("--holdout", action="store_true", help="with --series: the hold-out")
@@ -138,7 +142,7 @@ def main() -> int:
                         help=f"the measurements file (default {DATA.relative_to(DATA.parents[2])})")
     args = parser.parse_args()
     if args.series:
-        measure_series(args.only, args.holdout, args.data)
+        measure_series(args.only, args.holdout, args.data, args.repeats or 1)
         return 0
     if not args.table:
         measure_all(args.fresh, args.only, args.repeats, args.data)

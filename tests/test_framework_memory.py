@@ -28,6 +28,7 @@ from cnnlab.calc.memory_cases import (
     least_squares_slope,
     measured_points,
     random_stack,
+    series_points,
     simulated_points,
 )
 from tests import ROOT
@@ -87,6 +88,43 @@ def test_a_conv_input_nobody_else_keeps_goes_before_its_gradient_comes():
                               coefficients=replace(BARE, filter_first=False))
     assert late.peak.where == "backward of c2"
     assert late.per_sample_bytes == c1 + c2 + c1 + always
+
+
+def test_a_grouped_conv_in_float16_takes_eigens_whole_batch_path():
+    """mixed_float16 on a CPU: a grouped conv's gradients are float32 temporaries of twice
+    its output and once its input (traced: 4 x (2 C_out + C_in) bytes per pixel)."""
+    net = layers("conv:4:1:name=c1 conv:8:3:1:same:groups=2:name=c2 flatten dense:2:name=d1")
+    fw = framework_estimate((8, 8, 4), net, batch=10, dtype="mixed_float16",
+                            coefficients=BARE)
+    c2 = next(m for m in fw.moments if m.where == "backward of c2")
+    always = 8 * 8 * 4 * 4 + 2 * 4  # the images and targets, float32
+    images16 = c1 = 8 * 8 * 4 * 2  # kept by c1 and c2, float16
+    d_c2, d_c1 = 8 * 8 * 8 * 2, c1  # the gradient in flight and the new one
+    grouped = 4 * (2 * 8 * 8 * 8 + 8 * 8 * 4)
+    # c1's output is freed before its gradient comes (filter_first: only c2 keeps it).
+    assert c2.per_sample == always + images16 + d_c2 + d_c1 + grouped
+    assert fw.peak.where == "backward of c2"
+    ungrouped = framework_estimate((8, 8, 4), [replace(x, groups=1) for x in net], batch=10,
+                                   dtype="mixed_float16", coefficients=BARE)
+    assert next(m for m in ungrouped.moments if m.where == "backward of c2").per_sample \
+        == always + images16 + d_c2 + d_c1
+
+
+def test_mixed_precision_weight_gradients_come_cast_to_float32_and_wait():
+    """mixed_float16: a weight gradient arrives in float16 (a dense layer's in float32, on a
+    CPU), is cast to float32 and waits for the loss-scale optimizer's check of them all."""
+    net = layers("conv:2:3:1:same:name=c1 flatten dense:2:name=d1")
+    fw = framework_estimate((4, 4, 1), net, batch=3, dtype="mixed_float16", coefficients=BARE)
+    at = {m.where: m.fixed for m in fw.moments}
+    state = 4 * 86 + 2 * 4 * 86  # 86 parameters (c1 20, d1 66) and Adam's two slots
+    # d1's backward: the float16 kernels of both layers, d1's float32 gradient and the
+    # MatMul's float32 output it was cast from.
+    assert at["backward of d1"] == state + 2 * 86 + 4 * 66 + 4 * 66
+    # c1's backward: c1's float16 kernel, both float32 gradients (d1's waits), and c1's
+    # float16 gradient before its cast.
+    assert at["backward of c1"] == state + 2 * 20 + 4 * 86 + 2 * 20
+    f32 = framework_estimate((4, 4, 1), net, batch=3, coefficients=BARE)
+    assert {m.where: m.fixed for m in f32.moments}["backward of c1"] == state + 4 * 20
 
 
 def test_largest_batch_is_the_last_that_fits():
@@ -198,7 +236,7 @@ def test_the_cached_table_covers_every_case_on_this_tensorflow():
     assert {case.key for case, *_ in rows} == {case.key for case in cases()}
     # Each case: a series of SERIES_POINTS fresh processes, or two-batch runs (repeated).
     assert all(len(data["cases"][case.key]["runs"]) >= 2
-               or len(data["cases"][case.key].get("series") or []) >= SERIES_POINTS
+               or len(series_points(data["cases"][case.key])) >= SERIES_POINTS
                for case in cases())
     _, held = _cached(holdout=True)  # the hold-out: a full series each, never fitted
     assert {case.key for case, *_ in held} == {case.key for case in cases(holdout=True)}

@@ -397,13 +397,26 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
         # globalavgpool/Cast, float32).
         cast = 4.0 * elems[layer.inputs[0]] if mixed and layer.kind in (
             "dense", "globalavgpool") and needs[layer.name] else 0.0
+        if mixed and layer.kind == "conv" and specs[i].groups > 1:
+            # A grouped conv in float16 (Eigen's grouped path, LaunchGrouped in
+            # conv_ops_impl.h: the input and output shuffled group-major): a float32
+            # temporary of the output's size (traced: 12.0 MB for [16, 27, 27, 256]).
+            cast = 4.0 * elems[layer.name]
+        # ... and of the kernel (traced: MatMul [1, inputs, units], float32; AlexNet's fc6:
+        # 151 MB), only with mixed_cast_gradients (the same traces).
+        kernel32 = 4.0 * layer.params if mixed and layer.kind == "dense" \
+            and c.mixed_cast_gradients else 0.0
+        log(("+", "float32 kernel copy", kernel32, 0.0))
         log(("+", "float32 copy", 0.0, cast))
         for b, v in new.items():
             log(("+", b, 0.0, v))
         log(("-", "float32 copy", 0, 0))
-        moment(f"forward of {layer.name}", live_sum + sum(new.values()) + cast, w16,
-               lambda new=new, w16=w16, cast=cast: (
-                   {**live, **new, "float32 copy": cast}, {"float16 kernels": w16}))
+        log(("-", "float32 kernel copy", 0, 0))
+        moment(f"forward of {layer.name}", live_sum + sum(new.values()) + cast,
+               w16 + kernel32,
+               lambda new=new, w16=w16, cast=cast, kernel32=kernel32: (
+                   {**live, **new, "float32 copy": cast},
+                   {"float16 kernels": w16, "float32 kernel copy": kernel32}))
         live.update(new)
         live_sum += sum(new.values())
         gone = [*release_forward.get(i, ())]
@@ -452,7 +465,15 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
         filter_col = 0.0
         if kind == "conv":
             temps.append((c.conv_workspace_out, 0.0, act * elems[layer.name]))
-            if mixed:
+            if mixed and spec.groups > 1:
+                # A grouped conv's float16 gradients take Eigen's generic path, not the
+                # sharded im2col kernels: float32 temporaries of twice the output and once
+                # the input, the whole batch at once (traced, [batch, h, w, C_in] ->
+                # [batch, h, w, C_out]: 4 x (2 C_out + C_in) bytes per output pixel for
+                # C_in 8, 96 and 192, groups 2 and 4, kernels 3 and 5; AlexNet's conv2,
+                # conv4 and conv5 to 0.1%).
+                temps.append((1.0, 0.0, 4 * (2 * elems[layer.name] + elems[layer.inputs[0]])))
+            elif mixed:
                 filter_col, input_col = half_conv_col_buffer_bytes(
                     spec, shapes[layer.inputs[0]], layer.output_shape,
                     first=not needs[layer.inputs[0]])
@@ -473,6 +494,7 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
         if kind in ("activation", "conv", "dense") and a != "linear" \
                 and a not in OUTPUT_GRADIENT_ACTIVATIONS:
             temps.append((c.activation_workspace_in, 0.0, act * elems[layer.name]))
+        raw = 0.0  # mixed_float16: the weight gradient before its float32 cast
         if immediate:  # this layer's gradient, updated and freed now
             weight_grads = PARAM_BYTES * layer.trainable_params
             temps.append((c.update_temporaries, weight_grads, 0.0))
@@ -488,13 +510,15 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
             temps.append((c.optimizer_during_backward, ready, 0.0))
         work = sum(k * per for k, _, per in temps)
         fixed = {"float16 kernels": w16, "weight gradients": weight_grads,
-                 "float16 im2col buffers": sum(k * f for k, f, _ in temps[:-1]),
+                 "float16 im2col buffers": sum(k * f for k, f, _ in temps[:-1]) - raw,
+                 "weight gradient before its float32 cast": raw,
                  "optimizer temporaries": temps[-1][0] * temps[-1][1]}
         log(("+", f"d {layer.name} weights", PARAM_BYTES * layer.trainable_params, 0.0))
         if not c.mixed_cast_gradients:
             log(("+", f"d {layer.name} float16 weights", weights16[i], 0.0))
         if filter_col:  # the filter's gradient first, with its own im2col buffer
-            early = {**fixed, "float16 im2col buffers": filter_col, "optimizer temporaries": 0}
+            early = {**fixed, "float16 im2col buffers": filter_col, "optimizer temporaries": 0,
+                     "weight gradient before its float32 cast": 0}
             moment(f"backward of {layer.name} (filter)",
                    live_sum + grads_sum + sum(lagging.values()), sum(early.values()),
                    lambda early=early, lagging=lagging: (

@@ -178,22 +178,32 @@ def least_squares_slope(xs, ys) -> float:
             / sum((x - mx) ** 2 for x in xs))
 
 
+def series_points(entry: dict | None) -> dict[int, list[list[int]]]:
+    """A cached entry's series, batch -> its rows [batch, peak, tensor peak] (one per fresh
+    process: a batch may be measured more than once, `--series --repeats`)."""
+    out: dict[int, list[list[int]]] = {}
+    for row in (entry or {}).get("series") or []:
+        out.setdefault(row[0], []).append(row)
+    return out
+
+
 def is_measured(entry: dict | None) -> bool:
     """Whether a cached entry has a full series or two-batch runs to read."""
-    return bool(entry) and (len(entry.get("series") or []) >= SERIES_POINTS
-                            or bool(entry["runs"]))
+    return bool(entry) and (len(series_points(entry)) >= SERIES_POINTS or bool(entry["runs"]))
 
 
 def measured_points(entry: dict, peak: str = "peaks") -> tuple[list[int], list[float]]:
-    """A cached case's measured (batches, peaks): its series (a fresh process per batch)
-    where it has SERIES_POINTS of them, else the medians of its runs at its two batches.
-    `peak`: "peaks" (the allocator's, whole chunks) or "tensor_peaks" (bytes requested)."""
+    """A cached case's measured (batches, peaks): its series (a fresh process per batch;
+    the median where a batch was measured more than once) where it has SERIES_POINTS
+    batches, else the medians of its runs at its two batches. `peak`: "peaks" (the
+    allocator's, whole chunks) or "tensor_peaks" (bytes requested)."""
     import statistics
 
-    series = entry.get("series") or []
+    series = series_points(entry)
     if len(series) >= SERIES_POINTS:
         column = 1 if peak == "peaks" else 2
-        return [p[0] for p in series], [p[column] for p in series]
+        batches = sorted(series)
+        return batches, [statistics.median(row[column] for row in series[b]) for b in batches]
     b1, b2 = entry["batches"]
     return [b1, b2], [statistics.median(r[peak][k] for r in entry["runs"]) for k in (0, 1)]
 
