@@ -243,29 +243,36 @@ def test_the_cached_table_covers_every_case_on_this_tensorflow():
     assert all(len(batches) == SERIES_POINTS for _, batches, _ in held)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12's goal is not met. Slopes: least-squares lines through five batches, each in a "
-    "fresh process (VGG16, GoogLeNet mixed, ResNet-18/50: two batches in one process, not "
-    "yet re-measured); the framework's through the BFC allocator's simulation "
-    "(cnnlab.calc.allocator) taken the same way. 39 of 40 fitted cases within 20% (median "
-    "error 3%, worst 0.86x / 1.27x), hold-out random stacks 12-15: 6 of 8 (median 11%, worst "
-    "0.92x / 1.72x); with one rounding factor instead of the simulation it was 34 of 40 "
-    "(8%) and 5 of 8 (9%); the textbook count: 11 of 40, median 66%. Misses: VGG16 "
-    "mixed_float16's two-batch slope (1.27x; the big networks' slopes move with where their "
-    "variables' regions fall) and random stack 12, float32 1.32x and mixed 1.72x: rules the "
-    "model lacks (its tensors 1.28x and 1.49x the bytes the traced tensors requested). "
-    "bench/memory_fit.py prints the table. Strict: it fails loudly once the goal is met."))
-def test_framework_slope_within_20_percent_of_every_cached_measurement():
-    _, rows = _cached()
-    _, held = _cached(holdout=True)
-    rows += held
+def _far(rows) -> list[str]:
     far = []
     for case, batches, peaks in rows:
         predicted, measured = _slopes(case, batches, peaks)
         ratio = predicted / measured
         if abs(math.log(ratio)) > math.log(1 + TOLERANCE):
             far.append(f"{case.key}: {ratio:.2f}")
-    assert not far, far
+    return far
+
+
+def test_framework_slope_within_20_percent_of_every_cached_measurement():
+    """Issue 12's goal for every preset and architecture and the 12 fitted random stacks,
+    float32 and mixed_float16 (40 cases; bench/memory_fit.py: median error 2%, worst
+    0.87x / 1.19x). Slopes: least-squares lines through five batches, each in a fresh
+    process (AlexNet mixed_float16: the median of three processes per batch); the
+    framework's through the BFC allocator's simulation taken the same way."""
+    _, rows = _cached()
+    assert not _far(rows)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "23 of 24 hold-out cases (random stacks 12-23, never fitted; 16-23 measured after the "
+    "last rule was added: 15 of 16) are within 20%, median error 6%. The miss: random "
+    "stack 19 float32, 0.83x (its tensors 0.85x): TensorFlow's executor ran conv2's filter "
+    "gradient after conv1's, so conv2's 18.9 MB input stayed alive through maxpool1's "
+    "backward (bench/memory_trace.py 'random stack 19' float32 2048); the model takes the "
+    "usual order (filter_first). Strict: it fails loudly once every hold-out case is in."))
+def test_framework_slope_within_20_percent_of_every_hold_out_measurement():
+    _, held = _cached(holdout=True)
+    assert not _far(held)
 
 
 def test_the_framework_model_is_closer_than_the_textbook():

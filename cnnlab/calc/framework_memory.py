@@ -70,20 +70,24 @@ class BackwardCoefficients:
     # The gradient of the layer above may still be alive while this layer's backward runs:
     # its filter gradient is scheduled after the input gradient it produced (traced: at the
     # seed exercise's peak, conv3's output gradient is alive in conv2's backward). 0.16
-    # before the allocator was simulated; 0 since (an alias, flatten or an in-place layer,
-    # now hands its gradient on instead of dropping it).
-    lagging_gradient: float = 0.0
+    # before the allocator was simulated, 0 then (an alias, flatten or an in-place layer,
+    # now hands its gradient on instead of dropping it); 0.25 in the fit with the
+    # executor's order rules below (filter_first frees inputs earlier).
+    lagging_gradient: float = 0.25
     # BatchNorm's composed backward: float32 temporaries of the input's size (traced:
     # moments/Tile, moments/Tile_1, moments/sub are alive together, three; the fit to the
-    # fit with the allocator simulated: two, the output's gradient now counted beside them),
-    # fewer when only gamma and beta need a gradient (a BatchNorm before any weights).
-    batchnorm_workspace_in: float = 2.0
+    # fit with the allocator simulated: two, the output's gradient now counted beside them;
+    # 2.18 in the last fit), fewer when only gamma and beta need a gradient (a BatchNorm
+    # before any weights).
+    batchnorm_workspace_in: float = 2.178
     batchnorm_weights_workspace_in: float = 1.0
     # Sums of BatchNorm input gradients that outlive the step (see step_moments).
     batchnorm_accumulator: float = 0.5
     # Dropout's gradient: SelectV2 could need zeros_like(grad), a tensor of the input's
-    # size; traced: none (its gradient is written over the output's).
-    dropout_workspace_in: float = 0.0
+    # size. Traced: none (its gradient is written over the output's), 0 until the last fit,
+    # which puts 1.1 here: what it stands for is not traced (random stacks 3, 5, 9 and 10
+    # have dropout; the fitted slopes move by 1-4%).
+    dropout_workspace_in: float = 1.1
     # An activation whose gradient reads its input (gelu, swish, ...) computes a temporary.
     activation_workspace_in: float = 1.0
     # The mean-squared-error loss: float32 tensors of the output's size alive in its
@@ -111,21 +115,25 @@ class Coefficients(BackwardCoefficients):
     seen to be. A count of temporaries is that many tensors to the allocator, a fraction one
     more of that part of the size (`pieces`): a tensor alive part of the time."""
 
-    # Optimizer step: temporaries the size of the largest variable.
-    optimizer_temporaries: float = 0.625
-    # TensorFlow runs a variable's update as soon as its gradient exists, while the
-    # backward pass goes on below it (traced: VGG16 and AlexNet peak in Adam's ops with
-    # the conv maps still alive; AlexNet's fc6: its gradient, then Square, Sqrt, Mul and
-    # the variable's new buffer, one or two at a time): temporaries of the largest variable
-    # whose gradient exists.
-    optimizer_during_backward: float = 2.75
+    # mixed_float16's optimizer step, after the loss-scale optimizer's check: temporaries
+    # the size of the largest variable (traced: AlexNet at 128, Adam's Square and Mul of
+    # fc6 beside its gradient, and IsFinite's 1-byte mask: 1.25). (float32 has no step of
+    # its own: immediate_updates.)
+    optimizer_temporaries: float = 1.25
+    # mixed_float16: while the backward pass goes on, the loss-scale optimizer's unscaled
+    # copies and finite checks of the gradients that exist (traced: AlexNet's IsFinite of
+    # fc6 beside the conv maps): temporaries of the largest variable whose gradient exists.
+    # Fitted: 0.45 (2.75 when float32 updates were modelled as piling up too).
+    optimizer_during_backward: float = 0.45
     # mixed_float16 on a CPU: Eigen's float16 conv gradients' im2col buffers (the formula
     # in half_conv_col_buffer_bytes, from tensorflow/core/kernels/conv_grad_input_ops.h;
     # traced: exactly its sizes, so 1; 0.64 when the allocator was one factor).
     half_conv_col_buffers: float = 1.0
-    # mixed_float16: the loss-scale optimizer unscales every gradient into a new float32
-    # tensor before the update; this many extra gradient copies are alive at the step.
-    mixed_gradient_copies: float = 1.815
+    # mixed_float16: extra float32 copies of every gradient alive at the optimizer step.
+    # 1.815 while gradients were modelled as kept in float16 too; traced since (AlexNet at
+    # 128): none at the step, each gradient's float32 cast is the one kept
+    # (mixed_cast_gradients), so 0.
+    mixed_gradient_copies: float = 0.0
     runtime_bytes: int = 0  # small tensors; under 256 KiB a CPU's statistics miss them
     # float32: a variable's update runs as soon as its gradient exists, and the gradient is
     # freed after it (traced: VGG16 at batch 4 peaks in fc1's update, Square beside fc1's
@@ -136,7 +144,8 @@ class Coefficients(BackwardCoefficients):
     # loss-scale optimizer checks every gradient before any update, so they pile up (and
     # `optimizer_during_backward` stands for the unscaled copies made as they come).
     immediate_updates: bool = True
-    update_temporaries: float = 1.0
+    # Traced: one (VGG16's fc1: Square beside the gradient); fitted: 1.1.
+    update_temporaries: float = 1.1
     # mixed_float16: a weight gradient comes in the kernel's float16 (a dense layer's in
     # float32: Eigen's float16 MatMul on a CPU) and is cast to float32 at once; the float32
     # copy waits for the update, the first is freed (traced: VGG16 at batch 4 peaks in
