@@ -118,6 +118,6 @@ def test_the_steps_tensors_one_by_one_peak_where_the_moments_do(seed, dtype):
                 live[fixed] = live.pop(key)
             if k == 2:  # the measured step
                 peak = max(peak, sum(live.values()))
-    assert peak == pytest.approx(fw.tensors_at(64), rel=1e-9)
+    assert peak == pytest.approx(fw.tensors_at(64), abs=0.5)  # tensors_at rounds to a byte
     assert len(first) > len(step)  # Adam's second slot appears in the first update
     assert fw.tensor_bytes <= fw.training_bytes  # whole chunks hold at least the requests
