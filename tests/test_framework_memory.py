@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from cnnlab.calc.allocator import simulated_peaks
+from cnnlab.calc.allocator import SMALL_ALLOCATION, simulated_peak
 from cnnlab.calc.analysis import analyze, resolve
 from cnnlab.calc.framework_memory import (
     COEFFICIENTS,
@@ -302,8 +302,9 @@ def test_framework_slope_within_20_percent_of_a_fresh_measurement(name, shape, t
     from cnnlab.calc.presets import PRESETS
 
     net = PRESETS["LeNet-5"][1] if text == "C" else layers(text)
-    # Both batches in one process, as measured; requests under 256 KiB not counted.
-    p1, p2 = simulated_peaks(step_moments, shape, net, batches, "float32", "adam", COEFFICIENTS)
+    # Each batch in a fresh process, as measured; requests under 256 KiB not counted.
+    p1, p2 = (simulated_peak(step_moments, tuple(shape), tuple(net), "float32", "adam",
+                             COEFFICIENTS, 1, SMALL_ALLOCATION, b) for b in batches)
     predicted = (p2 - p1) / (batches[1] - batches[0])
     # A real step, now. The same measurement in a fresh process is not always the same
     # peak: conv-bn-dropout's step at batch 128 peaked at 187-191 MB in 5 of 6 processes and
@@ -355,3 +356,22 @@ def test_the_memory_tables_print(command):
     lines = out.stdout.strip().splitlines()
     assert "| seed exercise | float32 |" in out.stdout
     assert lines[-1].startswith("worst=") and float(lines[-1][6:]) > 0
+
+
+@pytest.mark.parametrize("op, phase", [
+    ("gradient_tape/cnnlab_1/conv2_1/convolution/Conv2DBackpropInput",
+     "the backward of conv2 (Conv2DBackpropInput)"),
+    ("cnnlab_1/block1_conv1_1/Relu", "the forward of block1_conv1 (Relu)"),
+    ("cond/then/_0/cond/adam/Square_12", "the optimizer's update (Square_12)"),
+    (None, "an op the trace does not name"),
+])
+def test_the_page_names_the_layer_the_measured_peak_was_in(op, phase):
+    from cnnlab.calc.memory_gap import _op_phase
+
+    assert _op_phase(op) == phase
+
+
+def test_an_op_outside_the_layers_is_named_as_it_is():
+    from cnnlab.calc.memory_gap import _op_phase
+
+    assert _op_phase("Square") == "the op Square"

@@ -29,19 +29,44 @@ def test_a_small_network_is_measured_in_a_child_process():
     assert not {n for n in set(sys.modules) - before if n.split(".")[0] in ("tensorflow", "keras")}
     assert m.batches == (16, 32) and m.device == "CPU:0"
     assert m.backend.startswith("tensorflow 2.") and "keras 3." in m.backend
-    # The allocator held the weights, Adam's two slots and both batches before the step...
+    # Each batch in a child of its own (fresh): the larger's allocator held the weights,
+    # Adam's two slots and its batch before the step...
     # The dense kernel (31*31*8 x 10 floats) and Adam's two slots for it: 3 x 307,200
     # bytes; the conv kernel, the biases and the targets are under 256 KiB, uncounted.
     dense_kernel = analyze((64, 64, 3), TINY).layers[-1].params - 10
     images = 32 * 64 * 64 * 3 * 4
     assert m.resident_bytes >= 3 * 4 * dense_kernel + images
     # ...and the step adds at least the conv output it keeps for every sample.
-    assert m.peaks[1] > m.peaks[0] > m.resident_bytes
+    assert m.peaks[1] > m.peaks[0] and m.peaks[1] > m.resident_bytes
     assert m.per_sample_bytes >= 62 * 62 * 8 * 4
     assert m.peak_bytes == m.peaks[1]
     assert m.fixed_bytes + 32 * m.per_sample_bytes == pytest.approx(m.peaks[1])
     assert m.tensor_peaks is not None and m.tensor_peaks[1] <= m.peaks[1] * 1.05
     assert m.peak_op  # the op that reached the peak, from the allocator's trace
+
+
+def test_each_batch_is_measured_in_a_child_of_its_own(monkeypatch):
+    """A training run at a batch starts fresh; a second step in the same process finds the
+    allocator's regions and the executor's cost estimates the first left."""
+    import cnnlab.calc.measure as measuring
+
+    asked = []
+
+    def child(request, timeout_s):
+        asked.append(request["batches"])
+        steps = [{"batch": b, "peak": 1000 + 10 * b, "tensor_peak": 900 + 10 * b,
+                  "peak_op": "op", "seconds": 0.1} for b in request["batches"]]
+        return {"steps": steps, "resident": 500 + request["batches"][-1], "device": "CPU:0",
+                "backend": "tf"}
+
+    monkeypatch.setattr(measuring, "_run_child", child)
+    m = measure((64, 64, 3), TINY, batch=32)
+    assert asked == [[16], [32]]
+    assert m.peaks == (1160, 1320) and m.per_sample_bytes == 10 and m.fixed_bytes == 1000
+    assert m.resident_bytes == 532  # the larger batch's child
+    asked.clear()
+    measure((64, 64, 3), TINY, batch=32, fresh=False)
+    assert asked == [[16, 32]]
 
 
 def test_a_bad_spec_gives_the_calculators_one_line_error_without_a_child():

@@ -55,10 +55,13 @@ def _op_phase(op: str | None) -> str:
     if any(p.lower() in ("adam", "sgd", "loss_scale_optimizer") for p in parts) \
             or kernel.lower() in ("adam", "sgd"):
         return f"the optimizer's update ({kernel})"
-    layer = next((p.rsplit("_", 1)[0] for p in parts[1:] if p.endswith("_1")), None)
+    # The model's own scope comes first ("cnnlab_1"; gradient_tape/ before it), the
+    # layer's next ("conv2_1").
+    scopes = [p for p in parts[:-1] if p.endswith("_1")]
+    layer = scopes[1].rsplit("_", 1)[0] if len(scopes) > 1 else None
     if parts[0] == "gradient_tape":
         return f"the backward of {layer} ({kernel})" if layer else f"the backward ({kernel})"
-    return f"the forward of {layer} ({kernel})" if layer else kernel
+    return f"the forward of {layer} ({kernel})" if layer else f"the op {op}"
 
 
 def explain_gap(measured, fw: FrameworkEstimate, textbook) -> list[str]:

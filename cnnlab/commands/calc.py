@@ -62,8 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--measure", action="store_true",
                         help="also run one real training step (Adam unless --optimizer) on "
-                        "this machine, in a child process, at half the (micro-)batch and the "
-                        "(micro-)batch: TensorFlow's allocator peak beside the models")
+                        "this machine at half the (micro-)batch and at the (micro-)batch, "
+                        "each in a fresh child process: TensorFlow's allocator peak beside "
+                        "the models")
 
 
 def _bullets(lines: tuple[str, ...]) -> str:
