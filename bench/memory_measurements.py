@@ -75,7 +75,8 @@ def measure_all(fresh: bool, only: str | None, repeats: int | None, path: Path =
             start = time.perf_counter()
             try:
                 m = measure(case.input_shape, case.layers, batch=case.batches[1],
-                            batches=case.batches, dtype=case.dtype, timeout_s=1800)
+                            batches=case.batches, dtype=case.dtype, timeout_s=1800,
+                            fresh=False)  # the two-batch runs: both in one process
             except MeasureError as error:
                 print(f"{case.key}: {error}", flush=True)
                 break

@@ -3,8 +3,8 @@
 `measure(input_shape, layers, batch=...)` starts `python -m cnnlab.calc.measure`, which
 builds the spec as a Keras model (`keras_oracle.to_keras`), compiles it with the chosen
 optimizer and a mean-squared-error loss against a random target of the output's shape
-(the one loss every spec's output admits), and runs `train_on_batch` at two batch sizes.
-For each batch it runs one step to trace the graph and allocate the optimizer's slots, then
+(the one loss every spec's output admits), and runs `train_on_batch` at two batch sizes,
+each in a child of its own by default (`fresh`). For each batch it runs one step to trace the graph and allocate the optimizer's slots, then
 `tf.config.experimental.reset_memory_stats(device)` and a second step, and reads the
 allocator's `peak` from `get_memory_info(device)`: the bytes TensorFlow's allocator held at
 the worst moment of that step (device "GPU:0" when a GPU is visible, else "CPU:0").
