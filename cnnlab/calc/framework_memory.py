@@ -7,8 +7,9 @@ layers not yet differentiated, the gradients in flight and the weight gradients 
 together. `step_moments` replays that step layer by layer (pure Python, no TensorFlow): at
 each moment the bytes alive are fixed + batch x per-sample, and the peak is the largest.
 
-What each layer keeps (`framework_tensors.kept_tensors`) is read off TensorFlow's gradient registrations
-(`tensorflow/python/ops/nn_grad.py`, `math_grad.py`) and Keras 3's layers, and is checked
+What each layer keeps (`framework_tensors.kept_tensors`) is read off TensorFlow's gradient
+registrations (`tensorflow/python/ops/nn_grad.py`, `math_grad.py`) and Keras 3's layers, and
+is checked
 against the traced `train_step` graph (tests/test_framework_memory.py): a conv or dense
 layer keeps its input, not its output; an activation its output (relu, tanh, sigmoid,
 softmax, elu, selu) or its input (gelu, swish, ...); max pooling its input, its output and
@@ -378,7 +379,10 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
             new = {}
         in_bytes = act * sum(elems[s] for s in layer.inputs)
         temps: list[tuple[float, float, float]] = []  # (how many, fixed, per sample of one)
-        filter_col = 0.0
+        # Its fixed temporaries, by name: Eigen's float16 im2col buffers (the filter
+        # gradient's, alone before the rest, and the input gradient's), a mixed_float16
+        # weight gradient before its float32 cast, the optimizer's.
+        filter_col = col = raw = 0.0
         if kind == "conv":
             temps.append((c.conv_workspace_out, 0.0, act * elems[layer.name]))
             if mixed and spec.groups > 1:
@@ -394,6 +398,7 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
                     spec, shapes[layer.inputs[0]], layer.output_shape,
                     first=not needs[layer.inputs[0]])
                 filter_col *= c.half_conv_col_buffers
+                col = c.half_conv_col_buffers * input_col
                 temps.append((c.half_conv_col_buffers, input_col, 0.0))
         elif kind == "maxpool" and mixed:  # Eigen's MaxPoolGrad: int64 argmax per output
             temps.append((1.0, 0.0, 8 * elems[layer.name]))
@@ -410,25 +415,24 @@ def step_moments(stats: ModelStats, specs: Sequence[LayerSpec], dtype: str, opti
         if kind in ("activation", "conv", "dense") and a != "linear" \
                 and a not in OUTPUT_GRADIENT_ACTIVATIONS:
             temps.append((c.activation_workspace_in, 0.0, act * elems[layer.name]))
-        raw = 0.0  # mixed_float16: the weight gradient before its float32 cast
         if immediate:  # this layer's gradient, updated and freed now
             weight_grads = PARAM_BYTES * layer.trainable_params
-            temps.append((c.update_temporaries, weight_grads, 0.0))
-        elif mixed and c.mixed_cast_gradients:
-            weight_grads += PARAM_BYTES * layer.trainable_params
-            raw = (PARAM_BYTES if kind == "dense" else 2) * layer.trainable_params
-            temps.append((1.0, raw, 0.0))
-            ready = max(ready, PARAM_BYTES * layer.trainable_params)
-            temps.append((c.optimizer_during_backward, ready, 0.0))
+            update = (c.update_temporaries, weight_grads)
         else:
-            weight_grads += PARAM_BYTES * layer.trainable_params + weights16[i]
+            weight_grads += PARAM_BYTES * layer.trainable_params
+            if mixed and c.mixed_cast_gradients:
+                raw = (PARAM_BYTES if kind == "dense" else 2) * layer.trainable_params
+                temps.append((1.0, raw, 0.0))
+            else:
+                weight_grads += weights16[i]
             ready = max(ready, PARAM_BYTES * layer.trainable_params)
-            temps.append((c.optimizer_during_backward, ready, 0.0))
+            update = (c.optimizer_during_backward, ready)
+        temps.append((*update, 0.0))
         work = sum(k * per for k, _, per in temps)
         fixed = {"float16 kernels": w16, "weight gradients": weight_grads,
-                 "float16 im2col buffers": sum(k * f for k, f, _ in temps[:-1]) - raw,
+                 "float16 im2col buffers": col,
                  "weight gradient before its float32 cast": raw,
-                 "optimizer temporaries": temps[-1][0] * temps[-1][1]}
+                 "optimizer temporaries": update[0] * update[1]}
         log(("+", f"d {layer.name} weights", PARAM_BYTES * layer.trainable_params, 0.0))
         if not c.mixed_cast_gradients:
             log(("+", f"d {layer.name} float16 weights", weights16[i], 0.0))
