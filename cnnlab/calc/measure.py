@@ -4,7 +4,8 @@
 builds the spec as a Keras model (`keras_oracle.to_keras`), compiles it with the chosen
 optimizer and a mean-squared-error loss against a random target of the output's shape
 (the one loss every spec's output admits), and runs `train_on_batch` at two batch sizes,
-each in a child of its own by default (`fresh`). For each batch it runs one step to trace the graph and allocate the optimizer's slots, then
+each in a child of its own by default (`fresh`). For each batch it runs one step to trace
+the graph and allocate the optimizer's slots, then
 `tf.config.experimental.reset_memory_stats(device)` and a second step, and reads the
 allocator's `peak` from `get_memory_info(device)`: the bytes TensorFlow's allocator held at
 the worst moment of that step (device "GPU:0" when a GPU is visible, else "CPU:0").
@@ -165,26 +166,20 @@ def measure(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: i
             or pair[0] >= pair[1]:
         raise MeasureError("spec", f"batches: two increasing positive integers, got {pair!r}")
     limit = memory_limit_bytes if memory_limit_bytes is not None else default_memory_limit()
-    request = {"input": list(stats.input_shape), "layers": [format_layer(s) for s in layers],
-               "batches": list(pair), "dtype": dtype, "optimizer": optimizer,
-               "accum_steps": accum_steps, "memory_limit": limit,
-               "inter_op_threads": int(os.environ.get("CNNLAB_MEASURE_INTER_OP", "1")),
-               "intra_op_threads": int(os.environ.get("CNNLAB_MEASURE_INTRA_OP", "0")),
-               "warmup": int(os.environ.get("CNNLAB_MEASURE_WARMUP", "1"))}
+    request = _request(stats.input_shape, layers, list(pair), dtype, optimizer, accum_steps,
+                       limit)
     start = time.perf_counter()
     if fresh:
         replies = []
-        late = MeasureError("timeout", f"measure: no result within {timeout_s:g} s (the "
-                            "child process was stopped); try a smaller batch")
         for b in pair:
             left = timeout_s - (time.perf_counter() - start)
             if left <= 0:
-                raise late
+                raise _timed_out(timeout_s)
             try:
                 replies.append(_run_child({**request, "batches": [b]}, left))
             except MeasureError as error:
-                if error.kind == "timeout":
-                    raise late from None
+                if error.kind == "timeout":  # the whole measurement's limit, not the rest
+                    raise _timed_out(timeout_s) from None
                 raise
         reply = {**replies[1], "steps": [r["steps"][0] for r in replies]}
     else:
@@ -208,20 +203,33 @@ def measure_fresh(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, ba
                   timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
     """One training step at one batch in a child of its own, as a fresh training run at
     that batch would take it: {"batch", "peak", "tensor_peak", "peak_op", "seconds"}.
-    `measure` runs its two batches in one process, so the second reuses the allocator
-    regions the first left (the BFC allocator grows in regions of 2 MiB x 2^k and hands a
-    free chunk under twice a request over whole): its peak depends on that history."""
+    (A second step in the same process would find the allocator regions the first left:
+    the BFC allocator grows in regions of 2 MiB x 2^k and hands a free chunk under twice a
+    request over whole, so its peak would depend on that history; `measure(fresh=False)`.)"""
     try:
         analyze(input_shape, layers, batch=batch, dtype=dtype, optimizer=optimizer)
     except SpecError as error:
         raise MeasureError("spec", str(error)) from None
-    request = {"input": list(input_shape), "layers": [format_layer(s) for s in layers],
-               "batches": [batch], "dtype": dtype, "optimizer": optimizer, "accum_steps": 1,
-               "memory_limit": default_memory_limit(),
-               "inter_op_threads": int(os.environ.get("CNNLAB_MEASURE_INTER_OP", "1")),
-               "intra_op_threads": int(os.environ.get("CNNLAB_MEASURE_INTRA_OP", "0")),
-               "warmup": int(os.environ.get("CNNLAB_MEASURE_WARMUP", "1"))}
+    request = _request(input_shape, layers, [batch], dtype, optimizer, 1,
+                       default_memory_limit())
     return _run_child(request, timeout_s)["steps"][0]
+
+
+def _request(input_shape: Sequence[int], layers: Sequence[LayerSpec], batches: list[int],
+             dtype: str, optimizer: str, accum_steps: int, limit: int | None) -> dict:
+    """What the child is asked to do, with the thread and warm-up settings of the
+    environment (CNNLAB_MEASURE_INTER_OP, _INTRA_OP, _WARMUP)."""
+    return {"input": list(input_shape), "layers": [format_layer(s) for s in layers],
+            "batches": batches, "dtype": dtype, "optimizer": optimizer,
+            "accum_steps": accum_steps, "memory_limit": limit,
+            "inter_op_threads": int(os.environ.get("CNNLAB_MEASURE_INTER_OP", "1")),
+            "intra_op_threads": int(os.environ.get("CNNLAB_MEASURE_INTRA_OP", "0")),
+            "warmup": int(os.environ.get("CNNLAB_MEASURE_WARMUP", "1"))}
+
+
+def _timed_out(timeout_s: float) -> MeasureError:
+    return MeasureError("timeout", f"measure: no result within {timeout_s:g} s (the child "
+                        "process was stopped); try a smaller batch")
 
 
 def _run_child(request: dict, timeout_s: float) -> dict:
@@ -232,8 +240,7 @@ def _run_child(request: dict, timeout_s: float) -> dict:
     try:
         returncode, stdout, stderr = _spawn(request, env, timeout_s, request.get("memory_limit"))
     except subprocess.TimeoutExpired:
-        raise MeasureError("timeout", f"measure: no result within {timeout_s:g} s (the child "
-                           "process was stopped); try a smaller batch") from None
+        raise _timed_out(timeout_s) from None
     except OSError as error:
         raise MeasureError("failed", f"measure: cannot start Python: {error}") from None
     reply = _last_json(stdout)
