@@ -67,11 +67,12 @@ def _space(folder: str):
     return space
 
 
-def conv_gradient_order(folder: str) -> list[str]:
-    """The order the measured (second) step ran its conv gradients in: "conv3 filter", "conv3 input",
-    ... (the evidence for framework_memory's `filter_first`: TensorFlow's executor picks the
-    order at run time)."""
-    space = _space(folder)
+def conv_gradient_order(space) -> list[str]:
+    """The order the measured (second) step of a trace (`_space`) ran its conv gradients in:
+    "conv3 filter", "conv3 input", ... (the evidence for framework_memory's `filter_first`:
+    TensorFlow's executor picks the order at run time)."""
+    from cnnlab.calc.memory_gap import op_layer
+
     seen: dict[str, int] = {}
     for plane in space.planes:
         names = {k: v.name for k, v in plane.event_metadata.items()}
@@ -83,16 +84,16 @@ def conv_gradient_order(folder: str) -> list[str]:
                     seen[name] = max(seen.get(name, when), when)  # the measured step's
     order = []
     for name in sorted(seen, key=seen.get):
-        layer = name.split("/")[2].rsplit("_", 1)[0]
-        order.append(f"{layer} {'filter' if 'Filter' in name else 'input'}")
+        order.append(f"{op_layer(name)} {'filter' if 'Filter' in name else 'input'}")
     return order
 
 
-def traced_events(folder: str) -> list[tuple]:
-    """(is allocation, address, requested bytes, allocated bytes, op, allocator) in order."""
+def traced_events(space) -> list[tuple]:
+    """(is allocation, address, requested bytes, allocated bytes, op, allocator) in order,
+    from a trace (`_space`)."""
     from cnnlab.calc.measure import allocator_events
 
-    events = allocator_events(_space(folder))
+    events = allocator_events(space)
     return [(a, v.get("addr"), int(v.get("requested_bytes") or 0),
              int(v.get("allocation_bytes") or 0), v.get("tf_op"), v.get("allocator_name"))
             for a, v in events]
@@ -111,13 +112,14 @@ def main() -> None:
     if case is None:
         raise SystemExit(f"no memory case {args.case!r} in {args.dtype}")
     figures, folder = trace_steps(case, args.dtype, args.batch)
-    events = traced_events(folder)
+    space = _space(folder)  # read once: both listings come from it
+    events = traced_events(space)
     os.makedirs("/tmp/memtrace", exist_ok=True)
     out = f"/tmp/memtrace/t2_{args.case.replace(' ', '_')}_{args.dtype}_{args.batch}.json"
     with open(out, "w") as f:
         json.dump({**figures, "events": events}, f)
     print(args.case, args.dtype, args.batch, figures, "events", len(events), "->", out)
-    print("conv gradients in the order run:", ", ".join(conv_gradient_order(folder)))
+    print("conv gradients in the order run:", ", ".join(conv_gradient_order(space)))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,14 @@ RULES: tuple[str, ...] = (
 )
 
 
+def op_layer(op: str) -> str | None:
+    """The layer a traced op belongs to: 'gradient_tape/cnnlab_1/conv2_1/convolution/
+    Conv2DBackpropInput' -> 'conv2'. The model's own scope comes first ("cnnlab_1";
+    gradient_tape/ before it), the layer's next ("conv2_1"); None outside the layers."""
+    scopes = [p for p in op.split("/")[:-1] if p.endswith("_1")]
+    return scopes[1].rsplit("_", 1)[0] if len(scopes) > 1 else None
+
+
 def _op_phase(op: str | None) -> str:
     """'gradient_tape/cnnlab_1/conv2_1/convolution/Conv2DBackpropInput' -> 'the backward
     of conv2 (Conv2DBackpropInput)'; Adam's ops -> 'the optimizer's update'."""
@@ -55,10 +63,7 @@ def _op_phase(op: str | None) -> str:
     if any(p.lower() in ("adam", "sgd", "loss_scale_optimizer") for p in parts) \
             or kernel.lower() in ("adam", "sgd"):
         return f"the optimizer's update ({kernel})"
-    # The model's own scope comes first ("cnnlab_1"; gradient_tape/ before it), the
-    # layer's next ("conv2_1").
-    scopes = [p for p in parts[:-1] if p.endswith("_1")]
-    layer = scopes[1].rsplit("_", 1)[0] if len(scopes) > 1 else None
+    layer = op_layer(op)
     if parts[0] == "gradient_tape":
         return f"the backward of {layer} ({kernel})" if layer else f"the backward ({kernel})"
     return f"the forward of {layer} ({kernel})" if layer else f"the op {op}"
