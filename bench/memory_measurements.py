@@ -110,22 +110,24 @@ def measure_series(only: str | None, holdout: bool, path: Path = DATA,
         entry = data["cases"].get(case.key)
         if not entry or entry["batches"] != list(case.batches):  # new, or its pair moved
             entry = data["cases"][case.key] = {"batches": list(case.batches), "runs": []}
-        for _ in range(repeats):
-            for batch in series_batches(case):
-                if len(series_points(entry).get(batch, ())) >= repeats:
-                    continue
-                try:
-                    step = measure_fresh(case.input_shape, case.layers, batch=batch,
-                                         dtype=case.dtype, timeout_s=1800)
-                except MeasureError as error:
-                    print(f"{case.key} at {batch}: {error}", flush=True)
-                    break
-                rows = entry.get("series") or []
-                rows.append([batch, step["peak"], step["tensor_peak"]])
-                entry["series"] = sorted(rows)
-                save(data, path, key=case.key)
-                print(f"{case.key} at {batch}: peak {step['peak']} tensors "
-                      f"{step['tensor_peak']} ({step['seconds']:.1f} s step)", flush=True)
+        # Passes over the batches, one measurement each, until each has `repeats`; a
+        # failure (out of memory, a timeout) ends the case, not only this pass.
+        todo = [batch for _ in range(repeats) for batch in series_batches(case)]
+        for batch in todo:
+            if len(series_points(entry).get(batch, ())) >= repeats:
+                continue
+            try:
+                step = measure_fresh(case.input_shape, case.layers, batch=batch,
+                                     dtype=case.dtype, timeout_s=1800)
+            except MeasureError as error:
+                print(f"{case.key} at {batch}: {error}", flush=True)
+                break
+            rows = entry.get("series") or []
+            rows.append([batch, step["peak"], step["tensor_peak"]])
+            entry["series"] = sorted(rows)
+            save(data, path, key=case.key)
+            print(f"{case.key} at {batch}: peak {step['peak']} tensors "
+                  f"{step['tensor_peak']} ({step['seconds']:.1f} s step)", flush=True)
     return data
 
 
