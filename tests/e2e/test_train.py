@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import assert_no_exception, open_page, start_app_server, wait_for_app_run
 from tests.e2e.train_page import live_points, set_small_network
@@ -110,7 +111,10 @@ def test_a_shared_link_is_watched_and_the_owner_keeps_control(offline_url, page,
     stop = page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop",
                                                                    exact=True)
     stop.wait_for(timeout=30_000)
-    assert stop.is_enabled() and page.get_by_text("Someone else's run").count() == 0
+    # Enabled within the wait: once in a full `make test` (2 workers) the first look after
+    # the reload found it still disabled; alone it passed every time. Not explained yet.
+    expect(stop).to_be_enabled(timeout=30_000)
+    assert page.get_by_text("Someone else's run").count() == 0
     stop.click()
     page.get_by_text("stopped · epoch").first.wait_for(timeout=30_000)
     assert_no_exception(page)
