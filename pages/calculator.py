@@ -314,8 +314,8 @@ def measure_ui(config: presets.CalcConfig, stats: ModelStats, fw: FrameworkEstim
                f"{config.optimizer}, mean squared error) of this network at two batch sizes, "
                "each in a fresh Python process as a training run starts, and reads "
                "TensorFlow's allocator peak (GPU if there is one). The page stays responsive "
-               "to other users; big networks at big batches take minutes and may not fit "
-               "this machine.")
+               "to other users; measurements take turns on a shared server, one at a time; "
+               "big networks at big batches take minutes and may not fit this machine.")
     micro = stats.memory.micro_batch
     cols = st.columns([1, 2])
     batch = cols[0].number_input("Measure at batch", min_value=1, max_value=max(1, micro),
@@ -325,7 +325,8 @@ def measure_ui(config: presets.CalcConfig, stats: ModelStats, fw: FrameworkEstim
     key = measure_key(config)
     if cols[1].button("Measure on this machine", icon=":material/speed:", key="calc_measure"):
         pair = measure_batches(int(batch))
-        with st.spinner(f"Measuring: a child process builds the model and trains at batch "
+        with st.spinner(f"Measuring (after any measurement already running on this "
+                        f"server): a child process builds the model and trains at batch "
                         f"{pair[0]}, then a fresh one at batch {pair[1]}…"):
             try:
                 result = measure(config.input_shape, config.layers, batch=int(batch),

@@ -69,6 +69,54 @@ def test_each_batch_is_measured_in_a_child_of_its_own(monkeypatch):
     assert asked == [[16, 32]]
 
 
+def test_a_class_measuring_at_once_takes_turns(monkeypatch):
+    """Sessions of one server pressing Measure together: one child at a time (the default
+    CNNLAB_MEASURE_SLOTS), every measurement answered; one that gets no turn within its
+    timeout says so in one line."""
+    import threading
+    import time
+
+    import cnnlab.calc.measure as measuring
+
+    lock = threading.Lock()
+    running = most = 0
+
+    def child(request, timeout_s):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.2)
+        with lock:
+            running -= 1
+        steps = [{"batch": b, "peak": 1000 + 10 * b, "tensor_peak": 900 + 10 * b,
+                  "peak_op": "op", "seconds": 0.05} for b in request["batches"]]
+        return {"steps": steps, "resident": 500, "device": "CPU:0", "backend": "tf"}
+
+    monkeypatch.setattr(measuring, "_run_child", child)
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(
+        measure((64, 64, 3), TINY, batch=32, timeout_s=60))) for _ in range(6)]
+    wall = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - wall
+    assert most == 1 and len(results) == 6
+    assert all(r.per_sample_bytes == 10 for r in results)
+    # Six turns of two 0.2 s children: 2.4 s in all; each says its own 0.4 s, not its wait.
+    assert wall >= 2.4 and all(r.seconds < 1.2 for r in results)
+    measuring._turns.acquire()  # another session's measurement holds the turn
+    try:
+        with pytest.raises(MeasureError) as caught:
+            measure((64, 64, 3), TINY, batch=32, timeout_s=0.2)
+    finally:
+        measuring._turns.release()
+    assert caught.value.kind == "busy" and "\n" not in str(caught.value)
+    assert str(caught.value).startswith("measure: other measurements kept this server busy")
+
+
 def test_a_bad_spec_gives_the_calculators_one_line_error_without_a_child():
     with pytest.raises(MeasureError) as caught:
         measure((5, 5, 3), [LayerSpec("conv", filters=4, kernel=(7, 7))], batch=4,

@@ -32,6 +32,12 @@ statistics come from oneDNN's allocator (TF_ENABLE_ONEDNN_OPTS=1), which does no
 allocations under 256 KiB: measure at batches whose feature maps are bigger than that. The
 allocator's trace (TensorFlow's profiler) also gives `tensor_peaks`, the peak of the bytes
 the tensors requested, without the allocator's chunk rounding, and `peak_op`.
+
+A shared server: measurements take turns, CNNLAB_MEASURE_SLOTS at a time (default 1) per
+server process. Each child is a TensorFlow process of its own with a training step's memory;
+a class pressing "Measure" together would otherwise start one each at once, every one
+capped at 80% of the same free memory. Waiting counts toward `timeout_s`; a measurement that
+gets no turn within it says so in one line (`kind="busy"`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +59,8 @@ from cnnlab.calc.spec import LayerSpec, SpecError
 
 MAX_BYTES_ENV = "CNNLAB_MEASURE_MAX_BYTES"
 DEFAULT_TIMEOUT_S = 600.0
+SLOTS_ENV = "CNNLAB_MEASURE_SLOTS"
+_turns = threading.BoundedSemaphore(max(1, int(os.environ.get(SLOTS_ENV, "1") or 1)))
 _OOM_HINTS = ("resourceexhausted", "resource exhausted", "oom when allocating", "memoryerror",
               "bad_alloc", "cannot allocate memory", "out of memory", "failed to allocate")
 
@@ -169,22 +178,15 @@ def measure(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: i
     request = _request(stats.input_shape, layers, list(pair), dtype, optimizer, accum_steps,
                        limit)
     start = time.perf_counter()
-    if fresh:
-        replies = []
-        for b in pair:
-            left = timeout_s - (time.perf_counter() - start)
-            if left <= 0:
-                raise _timed_out(timeout_s)
-            try:
-                replies.append(_run_child({**request, "batches": [b]}, left))
-            except MeasureError as error:
-                if error.kind == "timeout":  # the whole measurement's limit, not the rest
-                    raise _timed_out(timeout_s) from None
-                raise
-        reply = {**replies[1], "steps": [r["steps"][0] for r in replies]}
-    else:
-        reply = _run_child(request, timeout_s)
-    seconds = time.perf_counter() - start
+    if not _turns.acquire(timeout=timeout_s):
+        raise MeasureError("busy", f"measure: other measurements kept this server busy for "
+                           f"{timeout_s:g} s ({SLOTS_ENV}); try again in a minute")
+    began = time.perf_counter()  # the measurement's own time, after its wait for a turn
+    try:
+        reply = _children(request, pair, fresh, timeout_s, start)
+    finally:
+        _turns.release()
+    seconds = time.perf_counter() - began
     first, second = reply["steps"]
     (b1, p1), (b2, p2) = (first["batch"], first["peak"]), (second["batch"], second["peak"])
     slope = (p2 - p1) / (b2 - b1)
@@ -196,6 +198,24 @@ def measure(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: i
         device=reply["device"], backend=reply["backend"], dtype=dtype, optimizer=optimizer,
         accum_steps=accum_steps, tensor_peaks=None if None in tensor else tensor,
         peak_op=second["peak_op"])
+
+
+def _children(request: dict, pair: tuple[int, int], fresh: bool, timeout_s: float,
+              start: float) -> dict:
+    """The children's reply for both batches: a child per batch (`fresh`), or one for both;
+    all within `timeout_s` of `start` (the wait for a turn included)."""
+    replies = []
+    for asked in ([[b] for b in pair] if fresh else [list(pair)]):
+        left = timeout_s - (time.perf_counter() - start)
+        if left <= 0:
+            raise _timed_out(timeout_s)
+        try:
+            replies.append(_run_child({**request, "batches": asked}, left))
+        except MeasureError as error:
+            if error.kind == "timeout":  # the whole measurement's limit, not what was left
+                raise _timed_out(timeout_s) from None
+            raise
+    return {**replies[-1], "steps": [step for r in replies for step in r["steps"]]}
 
 
 def measure_fresh(input_shape: Sequence[int], layers: Sequence[LayerSpec], *, batch: int,
